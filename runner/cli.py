@@ -1,0 +1,245 @@
+"""Command line: parse arguments into ``Settings``, run the pipeline, map errors to exit codes.
+
+The only module that decides the process's exit code. Expected failures are
+:class:`~runner.errors.DeployError` (one error event naming the problem and the fix, a
+traceback only with ``--debug``); anything else is a bug: exit 1 with the traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+import time
+import uuid
+from collections.abc import Sequence
+from types import FrameType
+from typing import Any
+
+import structlog
+
+from runner import __version__
+from runner.config import OPTIONS, Command, LogFormat, Settings, build_settings, parse_value
+from runner.errors import (
+    ConfigError,
+    DeployError,
+    ExitCode,
+    Interrupted,
+    MultipleHeadsError,
+    PendingRevisionsError,
+    UnknownRevisionError,
+)
+from runner.launch import check_command, exec_app
+from runner.logs import configure_logging, get_logger
+from runner.pipeline import DeployReport, deploy, inspect_database
+from runner.revisions import RevisionState
+
+log = get_logger("runner.cli")
+
+_COMMAND_HELP = {
+    Command.RUN: "migrate, then exec the app given after `--` (no app: same as migrate)",
+    Command.MIGRATE: "wait, lock, check revisions, upgrade to head, verify; then exit",
+    Command.STATUS: "show the database and script revisions (read-only)",
+    Command.CHECK: "exit 0 when the database is at head; non-zero when not (read-only)",
+    Command.PLAN: "print the SQL migrate would run (arrives with drift verification)",
+    Command.SNAPSHOT: "record the expected schema of every revision (arrives with drift "
+    "verification)",
+}
+_NOT_YET = {Command.PLAN, Command.SNAPSHOT}
+
+
+def _add_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("options (each also read from the environment)")
+    for option in OPTIONS:
+        helptext = f"{option.help} [env: {option.env}]"
+        if option.kind is bool:
+            action = "store_false" if option.flag.startswith("--no-") else "store_true"
+            group.add_argument(
+                option.flag,
+                dest=option.name,
+                action=action,
+                default=argparse.SUPPRESS,
+                help=helptext,
+            )
+        else:
+            choices = [f.value for f in LogFormat] if option.kind is LogFormat else None
+            group.add_argument(
+                option.flag,
+                dest=option.name,
+                default=argparse.SUPPRESS,
+                metavar=option.name.upper() if choices is None else None,
+                choices=choices,
+                help=helptext,
+            )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="alembic-deploy",
+        description="Deploy-time Alembic runner: wait for the database, take the migration "
+        "lock, refuse a broken revision graph, upgrade to head, verify, then exec the app.",
+    )
+    parser.add_argument("--version", action="version", version=f"alembic-deploy {__version__}")
+    _add_options(parser)
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for command in Command:
+        sub = commands.add_parser(
+            command.value, help=_COMMAND_HELP[command], description=_COMMAND_HELP[command]
+        )
+        _add_options(sub)
+        if command in (Command.STATUS, Command.CHECK):
+            sub.add_argument(
+                "--json", action="store_true", default=False, help="print a JSON document on stdout"
+            )
+        if command is Command.RUN:
+            sub.add_argument(
+                "app_command",
+                nargs=argparse.REMAINDER,
+                metavar="-- CMD ARGS",
+                help="the app to exec once the schema is at head",
+            )
+    return parser
+
+
+def parse_settings(argv: Sequence[str], environ: dict[str, str]) -> Settings:
+    parser = build_parser()
+    namespace = parser.parse_args(list(argv))
+    command = Command(namespace.command)
+    values: dict[str, Any] = {}
+    for option in OPTIONS:
+        if not hasattr(namespace, option.name):
+            continue
+        raw = getattr(namespace, option.name)
+        values[option.name] = raw if option.kind is bool else parse_value(option, raw, option.flag)
+    app_command = list(getattr(namespace, "app_command", []) or [])
+    if app_command and app_command[0] == "--":
+        app_command = app_command[1:]
+    return build_settings(
+        values,
+        environ,
+        command=command,
+        json=bool(getattr(namespace, "json", False)),
+        app_command=app_command,
+    )
+
+
+def _on_signal(signum: int, _: FrameType | None) -> None:
+    name = signal.Signals(signum).name
+    raise Interrupted(
+        f"received {name}; stopping (the current revision is rolled back)",
+        hint="run again to continue from the last committed revision",
+    )
+
+
+def _summary(settings: Settings, report: DeployReport, code: int, started: float) -> None:
+    log.info(
+        "deploy.summary",
+        outcome="ok" if code == ExitCode.OK else "failed",
+        exit_code=int(code),
+        db_heads_before=list(report.db_heads_before),
+        db_heads_after=list(report.db_heads_after),
+        script_heads=list(report.script_heads),
+        applied=[a.revision for a in report.applied],
+        skipped_operations=report.skipped_operations,
+        steps_ms=report.steps_ms,
+        duration_ms=round((time.perf_counter() - started) * 1000, 1),
+    )
+
+
+def _print_status(settings: Settings, state: RevisionState) -> None:
+    document = {
+        "db_revisions": list(state.db_heads),
+        "script_heads": list(state.script_heads),
+        "pending": list(state.pending),
+        "unknown_revisions": list(state.unknown),
+        "version_table_exists": state.version_table_exists,
+        "at_head": state.at_head,
+        "expected_source": "none",
+        "drift": [],
+    }
+    if settings.json:
+        print(json.dumps(document, indent=2, sort_keys=True))
+        return
+    print(f"database revision(s): {', '.join(state.db_heads) or '(none)'}")
+    print(f"script head(s):       {', '.join(state.script_heads)}")
+    if state.unknown:
+        print(f"unknown revision(s):  {', '.join(state.unknown)} (database ahead of this code)")
+    print(
+        f"pending:              {len(state.pending)}"
+        + (f" ({', '.join(state.pending)})" if state.pending else "")
+    )
+
+
+def _dispatch(settings: Settings, report: DeployReport, started: float) -> int:
+    if settings.command in _NOT_YET:
+        raise ConfigError(
+            f"`{settings.command}` arrives with drift verification",
+            hint="use `status` or `check` for now",
+        )
+    if settings.command in (Command.STATUS, Command.CHECK):
+        state = inspect_database(settings, report)
+        if settings.command is Command.STATUS or settings.json:
+            _print_status(settings, state)
+        if settings.command is Command.CHECK:
+            if state.unknown:
+                raise UnknownRevisionError(state.unknown)
+            if len(state.script_heads) > 1 and not settings.allow_multiple_heads:
+                raise MultipleHeadsError(state.script_heads)
+            if state.pending:
+                raise PendingRevisionsError(
+                    f"{len(state.pending)} revision(s) pending: {', '.join(state.pending)}",
+                    hint="run alembic-deploy migrate",
+                )
+        return ExitCode.OK
+    check_command(settings.app_command)
+    deploy(settings, report)
+    if settings.command is Command.RUN and settings.app_command:
+        _summary(settings, report, ExitCode.OK, started)
+        exec_app(settings.app_command)
+    return ExitCode.OK
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``alembic-deploy`` and ``python -m runner``."""
+    started = time.perf_counter()
+    args = list(sys.argv[1:] if argv is None else argv)
+    environ = dict(os.environ)
+    try:
+        settings = parse_settings(args, environ)
+    except ConfigError as exc:
+        configure_logging(LogFormat.AUTO)
+        log.error(exc.event, error=exc.message, hint=exc.hint, exit_code=int(exc.exit_code))
+        return ExitCode.USAGE
+    configure_logging(settings.log_format, debug=settings.debug)
+    structlog.contextvars.bind_contextvars(
+        run_id=uuid.uuid4().hex[:12], command=settings.command.value
+    )
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, _on_signal)
+    report = DeployReport()
+    code: int = ExitCode.OK
+    try:
+        code = _dispatch(settings, report, started)
+    except DeployError as exc:
+        code = exc.exit_code
+        log.error(
+            exc.event,
+            error=exc.message,
+            hint=exc.hint,
+            exit_code=int(code),
+            exc_info=settings.debug,
+        )
+    except KeyboardInterrupt:
+        code = ExitCode.INTERRUPTED
+        log.error("deploy.interrupted", exit_code=int(code))
+    except Exception:
+        code = ExitCode.UNEXPECTED
+        log.exception(
+            "deploy.crashed",
+            exit_code=int(code),
+            hint="this is a bug in alembic-deploy; please report it with this traceback",
+        )
+    _summary(settings, report, code, started)
+    return int(code)

@@ -1,0 +1,377 @@
+"""Configuration: CLI flags over environment over defaults, into one frozen ``Settings``.
+
+Also owns the database URL: password masking for anything printed, Heroku's ``postgres://``
+scheme, and driver resolution (SQLAlchemy 2.1 maps a bare ``postgresql://`` to psycopg 3; we
+pick the PostgreSQL driver that is actually installed, psycopg2 first).
+
+Raises :class:`~runner.errors.ConfigError` (exit 2) for any bad value.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, fields
+from enum import StrEnum
+from pathlib import Path
+
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError
+
+from runner.errors import ConfigError
+
+
+class Command(StrEnum):
+    RUN = "run"
+    MIGRATE = "migrate"
+    STATUS = "status"
+    CHECK = "check"
+    PLAN = "plan"
+    SNAPSHOT = "snapshot"
+
+
+class LogFormat(StrEnum):
+    AUTO = "auto"
+    JSON = "json"
+    CONSOLE = "console"
+
+
+@dataclass(frozen=True, slots=True)
+class Option:
+    """One setting: its flag, its environment twin, how to parse it and its help."""
+
+    name: str
+    flag: str
+    env: str
+    kind: type
+    help: str
+
+
+#: Every option that has an environment twin, in the order ``--help`` shows them.
+OPTIONS: tuple[Option, ...] = (
+    Option(
+        "database_url",
+        "--database-url",
+        "DATABASE_URL",
+        str,
+        "database URL; postgres:// is accepted (default: sqlalchemy.url of the Alembic config)",
+    ),
+    Option(
+        "direct_url",
+        "--direct-url",
+        "DIRECT_DATABASE_URL",
+        str,
+        "URL that bypasses a transaction-pooling proxy (PgBouncer); used for all of the "
+        "runner's work when set",
+    ),
+    Option(
+        "config_path",
+        "--config",
+        "ALEMBIC_CONFIG",
+        str,
+        "path of the Alembic config file (default: alembic.ini)",
+    ),
+    Option(
+        "wait_timeout",
+        "--wait-timeout",
+        "ALEMBIC_DEPLOY_WAIT_TIMEOUT",
+        float,
+        "seconds to wait for the database to accept connections (default: 60)",
+    ),
+    Option(
+        "lock_timeout",
+        "--lock-timeout",
+        "ALEMBIC_DEPLOY_LOCK_TIMEOUT",
+        float,
+        "seconds to wait for the migration lock held by another runner (default: 300)",
+    ),
+    Option(
+        "ddl_lock_timeout",
+        "--ddl-lock-timeout",
+        "ALEMBIC_DEPLOY_DDL_LOCK_TIMEOUT",
+        float,
+        "PostgreSQL lock_timeout in seconds for migration statements (default: 10; 0 disables)",
+    ),
+    Option(
+        "ddl_retries",
+        "--ddl-retries",
+        "ALEMBIC_DEPLOY_DDL_RETRIES",
+        int,
+        "times a revision that hit the DDL lock timeout is retried (default: 3)",
+    ),
+    Option(
+        "lock_key",
+        "--lock-key",
+        "ALEMBIC_DEPLOY_LOCK_KEY",
+        str,
+        "name of the migration lock (default: derived from the version table)",
+    ),
+    Option(
+        "version_table",
+        "--version-table",
+        "ALEMBIC_DEPLOY_VERSION_TABLE",
+        str,
+        "Alembic version table (default: alembic_version)",
+    ),
+    Option(
+        "version_table_schema",
+        "--version-table-schema",
+        "ALEMBIC_DEPLOY_VERSION_TABLE_SCHEMA",
+        str,
+        "schema of the version table (default: the connection's default schema)",
+    ),
+    Option(
+        "log_format",
+        "--log-format",
+        "ALEMBIC_DEPLOY_LOG_FORMAT",
+        LogFormat,
+        "json, console, or auto: JSON unless the log stream is a terminal (default: auto)",
+    ),
+    Option(
+        "defensive",
+        "--no-defensive",
+        "ALEMBIC_DEPLOY_DEFENSIVE",
+        bool,
+        "run migrations as written: no skipping of operations whose object already "
+        "exists / is already gone (environment: ALEMBIC_DEPLOY_DEFENSIVE=0)",
+    ),
+    Option(
+        "allow_multiple_heads",
+        "--allow-multiple-heads",
+        "ALEMBIC_DEPLOY_ALLOW_MULTIPLE_HEADS",
+        bool,
+        "upgrade every head instead of refusing unlabelled multiple heads",
+    ),
+    Option(
+        "allow_unknown_revision",
+        "--allow-unknown-revision",
+        "ALEMBIC_DEPLOY_ALLOW_UNKNOWN_REVISION",
+        bool,
+        "when the database is stamped with a revision the scripts do not know, skip "
+        "migrations and start the app (rollbacks)",
+    ),
+    Option("debug", "--debug", "ALEMBIC_DEPLOY_DEBUG", bool, "print tracebacks and debug events"),
+)
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Everything the pipeline needs, resolved once.
+
+    URLs are kept as given (secret included) but never shown: ``repr`` masks them.
+    """
+
+    command: Command = Command.MIGRATE
+    database_url: str | None = field(default=None, repr=False)
+    direct_url: str | None = field(default=None, repr=False)
+    config_path: str = "alembic.ini"
+    wait_timeout: float = 60.0
+    lock_timeout: float = 300.0
+    ddl_lock_timeout: float = 10.0
+    ddl_retries: int = 3
+    lock_key: str | None = None
+    version_table: str = "alembic_version"
+    version_table_schema: str | None = None
+    log_format: LogFormat = LogFormat.AUTO
+    defensive: bool = True
+    allow_multiple_heads: bool = False
+    allow_unknown_revision: bool = False
+    debug: bool = False
+    json: bool = False
+    app_command: tuple[str, ...] = ()
+    #: Lock polling: first delay and cap, seconds. Tests shrink them.
+    lock_poll_initial: float = 0.05
+    lock_poll_max: float = 2.0
+    #: Connection polling while waiting: first delay and cap, seconds.
+    wait_initial: float = 0.25
+    wait_max: float = 5.0
+
+    @property
+    def effective_url(self) -> str | None:
+        """The URL all of the runner's work uses: the direct one when set."""
+        return self.direct_url or self.database_url
+
+
+def parse_value(option: Option, raw: str, source: str) -> object:
+    """Parse one raw flag/environment value; ConfigError names the source."""
+    value = raw.strip()
+    try:
+        if option.kind is bool:
+            low = value.lower()
+            if low in _TRUE:
+                return True
+            if low in _FALSE:
+                return False
+            raise ValueError("expected 1/0, true/false, yes/no or on/off")
+        if option.kind is float:
+            number = float(value)
+            if not number >= 0 or number == float("inf"):
+                raise ValueError("expected a finite number of seconds >= 0")
+            return number
+        if option.kind is int:
+            whole = int(value)
+            if whole < 0:
+                raise ValueError("expected a whole number >= 0")
+            return whole
+        if option.kind is LogFormat:
+            return LogFormat(value.lower())
+        if not value:
+            raise ValueError("expected a non-empty value")
+        return value
+    except ValueError as exc:
+        shown = mask_text(raw)
+        reason = str(exc)
+        if option.kind is LogFormat:
+            reason = "expected one of " + ", ".join(f.value for f in LogFormat)
+        raise ConfigError(
+            f"invalid {source} value {shown!r}: {reason}",
+            hint=f"fix {source} ({option.help.split(';')[0]})",
+        ) from None
+
+
+def build_settings(
+    cli: Mapping[str, object],
+    environ: Mapping[str, str],
+    *,
+    command: Command,
+    json: bool = False,
+    app_command: Sequence[str] = (),
+) -> Settings:
+    """Merge CLI values (already parsed, None when absent) over the environment over defaults.
+
+    ``cli["defensive"]`` is False when ``--no-defensive`` was given. Boolean flags that are
+    absent from the command line are looked up in the environment.
+    """
+    values: dict[str, object] = {}
+    for option in OPTIONS:
+        given = cli.get(option.name)
+        if given is not None and given is not False:
+            values[option.name] = given
+            continue
+        if option.name == "defensive" and given is False:
+            values[option.name] = False
+            continue
+        raw = environ.get(option.env)
+        if raw is not None and (raw.strip() or option.kind is bool):
+            values[option.name] = parse_value(option, raw, option.env)
+    known = {f.name for f in fields(Settings)}
+    settings = Settings(
+        command=command,
+        json=json,
+        app_command=tuple(app_command),
+        **{k: v for k, v in values.items() if k in known},  # type: ignore[arg-type]
+    )
+    validate(settings)
+    return settings
+
+
+def validate(settings: Settings) -> None:
+    """Cross-field checks that a single value cannot express."""
+    if settings.wait_timeout <= 0:
+        raise ConfigError(
+            "--wait-timeout must be greater than 0",
+            hint="give the number of seconds to wait for the database",
+        )
+    for name in ("database_url", "direct_url"):
+        url = getattr(settings, name)
+        if url is not None:
+            resolve_url(url)
+
+
+def resolve_url(raw: str) -> URL:
+    """Parse a database URL and pin the driver that is installed.
+
+    ``postgres://`` (Heroku) becomes ``postgresql://``; a bare ``postgresql://`` gets
+    ``+psycopg2`` when psycopg2 is importable, else ``+psycopg`` when psycopg 3 is; an explicit
+    ``+driver`` is kept as given.
+    """
+    try:
+        url = make_url(raw.strip())
+    except (ArgumentError, ValueError) as exc:
+        raise ConfigError(
+            f"cannot parse database URL {mask_text(raw)!r}",
+            hint="use the form postgresql://user:password@host:5432/dbname or "
+            "sqlite:///path/to/file.db (set --database-url or DATABASE_URL)",
+        ) from exc
+    backend, _, driver = url.drivername.partition("+")
+    if backend in ("postgres", "postgresql"):
+        backend = "postgresql"
+        if not driver:
+            driver = _installed_postgres_driver()
+        url = url.set(drivername=f"{backend}+{driver}")
+    return url
+
+
+def _installed_postgres_driver() -> str:
+    for module, driver in (("psycopg2", "psycopg2"), ("psycopg", "psycopg")):
+        if importlib.util.find_spec(module) is not None:
+            return driver
+    raise ConfigError(
+        "no PostgreSQL driver is installed",
+        hint="pip install psycopg2-binary (or name a driver: postgresql+DRIVER://...)",
+    )
+
+
+def render_url(url: URL) -> str:
+    """A URL as a string with its password (for SQLAlchemy and env.py, never for logs)."""
+    return url.render_as_string(hide_password=False)
+
+
+_URL_SECRET = re.compile(r"(?P<head>[A-Za-z][A-Za-z0-9+.\-]*://[^:/@\s'\"]*:)(?P<pw>[^@\s'\"]*)@")
+_KEYWORD_SECRET = re.compile(r"(?P<head>\bpassword\s*=\s*)(?P<pw>'[^']*'|\"[^\"]*\"|\S+)", re.I)
+_secrets: set[str] = set()
+
+
+def register_secret(value: str | None) -> None:
+    """Remember a password so that it is masked wherever it appears, URL or not."""
+    if value and len(value) >= 3:
+        _secrets.add(value)
+
+
+def register_url_secret(raw: str | None) -> None:
+    """Remember the password of a URL (if it has one) for masking."""
+    if not raw:
+        return
+    try:
+        register_secret(make_url(raw.strip()).password)
+    except (ArgumentError, ValueError):
+        match = _URL_SECRET.search(raw)
+        if match:
+            register_secret(match.group("pw"))
+
+
+def mask_text(text: str) -> str:
+    """Replace every URL password, ``password=`` value and known secret with ``***``."""
+    masked = _URL_SECRET.sub(lambda m: f"{m.group('head')}***@", text)
+    masked = _KEYWORD_SECRET.sub(lambda m: f"{m.group('head')}***", masked)
+    for secret in _secrets:
+        masked = masked.replace(secret, "***")
+    return masked
+
+
+def masked_url(url: URL | str) -> str:
+    """A URL fit for logs: the password replaced by ``***``."""
+    if isinstance(url, URL):
+        return url.render_as_string(hide_password=True)
+    return mask_text(url)
+
+
+def config_file(settings: Settings) -> Path:
+    """The Alembic config path, checked to exist."""
+    path = Path(settings.config_path)
+    if not path.is_file():
+        raise ConfigError(
+            f"Alembic config file not found: {path}",
+            hint="run from the project directory or pass --config / ALEMBIC_CONFIG",
+        )
+    return path
+
+
+def environment_snapshot() -> dict[str, str]:
+    """The process environment, as a plain dict (a seam for tests)."""
+    return dict(os.environ)

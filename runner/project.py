@@ -1,0 +1,61 @@
+"""The user's Alembic project: its ``Config``, its ``ScriptDirectory`` and its database URL.
+
+Raises :class:`ConfigError` (exit 2) when the config file or script directory cannot be
+loaded or no database URL is configured anywhere.
+"""
+
+from __future__ import annotations
+
+from alembic.config import Config
+from alembic.script import ScriptDirectory
+from alembic.util import CommandError
+
+from runner.config import Settings, config_file, mask_text
+from runner.errors import ConfigError
+
+_PLACEHOLDER_URLS = ("driver://", "")
+
+
+def load_config(settings: Settings) -> Config:
+    """Load the Alembic config named by ``--config`` / ``ALEMBIC_CONFIG``."""
+    path = config_file(settings)
+    config = Config(str(path))
+    try:
+        config.get_main_option("script_location")
+    except Exception as exc:  # configparser errors: malformed ini
+        raise ConfigError(
+            f"cannot read Alembic config {path}: {mask_text(str(exc))}",
+            hint="fix the file or point --config at the right one",
+        ) from exc
+    return config
+
+
+def load_scripts(config: Config) -> ScriptDirectory:
+    """The script directory of ``config`` (every revision file parsed, none run)."""
+    try:
+        return ScriptDirectory.from_config(config)
+    except CommandError as exc:
+        raise ConfigError(
+            f"cannot load the migration scripts: {mask_text(str(exc))}",
+            hint="check script_location in the Alembic config",
+        ) from exc
+
+
+def configured_url(config: Config) -> str | None:
+    """``sqlalchemy.url`` of the Alembic config, unless it is absent or a placeholder."""
+    url = config.get_main_option("sqlalchemy.url")
+    if url is None or url.strip().startswith(_PLACEHOLDER_URLS[0]) or not url.strip():
+        return None
+    return url.strip()
+
+
+def database_url(settings: Settings, config: Config) -> str:
+    """The URL to migrate: ``--direct-url``, ``--database-url`` / ``DATABASE_URL``, the config."""
+    url = settings.effective_url or configured_url(config)
+    if url is None:
+        raise ConfigError(
+            "no database URL: --database-url / DATABASE_URL is not set and the Alembic config "
+            "has no sqlalchemy.url",
+            hint="set DATABASE_URL=postgresql://user:password@host:5432/dbname",
+        )
+    return url
