@@ -16,7 +16,6 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 
 import structlog
-from alembic.config import Config
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError
@@ -64,26 +63,26 @@ def _step(report: DeployReport, name: str) -> Iterator[None]:
 
 
 @dataclass(frozen=True, slots=True)
-class _Project:
-    config: Config
-    script: ScriptDirectory
+class _Target:
+    """The database to deploy: its URL (secret included) and dialect backend."""
+
     url: str
     backend: Backend
 
 
-def _open_project(settings: Settings) -> _Project:
-    config = load_config(settings)
-    raw = database_url(settings, config)
+def _target(settings: Settings) -> _Target:
+    # A URL given by flag or environment is enough to wait for the database; the Alembic
+    # config is read first only when it is the one that names the database.
+    raw = settings.effective_url or database_url(settings, load_config(settings))
     register_url_secret(raw)
     url = resolve_url(raw)
     structlog.contextvars.bind_contextvars(database=masked_url(url))
-    script = load_scripts(config)
-    return _Project(config, script, render_url(url), backend_for(url))
+    return _Target(render_url(url), backend_for(url))
 
 
-def _create_engine(project: _Project, settings: Settings) -> Engine:
+def _create_engine(target: _Target, settings: Settings) -> Engine:
     try:
-        return create_engine(project.url, **project.backend.engine_kwargs(settings))
+        return create_engine(target.url, **target.backend.engine_kwargs(settings))
     except (NoSuchModuleError, ArgumentError, ImportError) as exc:
         raise ConnectionRefusedPermanentlyError(
             f"cannot load the database driver: {exc}",
@@ -95,35 +94,32 @@ def _create_engine(project: _Project, settings: Settings) -> Engine:
 def deploy(settings: Settings, report: DeployReport) -> DeployReport:
     """Wait, lock, check revisions, upgrade, verify; release everything before returning."""
     with _step(report, "config"):
-        project = _open_project(settings)
+        target = _target(settings)
     with ExitStack() as stack:
-        engine = _create_engine(project, settings)
+        engine = _create_engine(target, settings)
         stack.callback(engine.dispose)
         with _step(report, "wait"):
             wait_for_database(engine, settings)
-        locker = project.backend.locker(engine, engine.url, settings)
+        with _step(report, "scripts"):
+            config = load_config(settings)
+            script = load_scripts(config)
+        locker = target.backend.locker(engine, engine.url, settings)
         with _step(report, "lock"):
             locker.acquire()
         stack.callback(locker.release)
         with _step(report, "revisions"), engine.connect() as conn:
-            state = check_revisions(project.script, conn, settings)
+            state = check_revisions(script, conn, settings)
         report.db_heads_before = state.db_heads
         report.script_heads = state.script_heads
         report.pending = state.pending
         with _step(report, "upgrade"):
             result = upgrade_to_head(
-                project.config,
-                project.script,
-                engine,
-                project.backend,
-                settings,
-                state,
-                project.url,
+                config, script, engine, target.backend, settings, state, target.url
             )
             report.applied = result.applied
             report.skipped_operations = len(result.skipped)
         with _step(report, "verify_after"):
-            _verify_heads(engine, settings, project.script, state, report)
+            _verify_heads(engine, settings, script, state, report)
     return report
 
 
@@ -151,15 +147,16 @@ def _verify_heads(
 def inspect_database(settings: Settings, report: DeployReport) -> RevisionState:
     """Read-only: the revision state without refusing anything (for ``status``/``check``)."""
     with _step(report, "config"):
-        project = _open_project(settings)
+        target = _target(settings)
     with ExitStack() as stack:
-        engine = _create_engine(project, settings)
+        engine = _create_engine(target, settings)
         stack.callback(engine.dispose)
         with _step(report, "wait"):
             wait_for_database(engine, settings)
+        with _step(report, "scripts"):
+            script = load_scripts(load_config(settings))
         with _step(report, "revisions"), engine.connect() as conn:
             db_heads, exists = read_db_heads(conn, settings)
-    script = project.script
     script_heads = tuple(sorted(script.get_heads()))
     unknown = []
     for head in db_heads:
