@@ -78,7 +78,7 @@ class _Tracker:
         # MigrationContext.run_migrations pulls the next step right before opening its
         # transaction, so "pulled" means "starting".
         for step in steps:
-            self.current = getattr(step, "up_revision_id", None) or str(step)
+            self.current = step.info.up_revision_id
             defensive.set_current_revision(self.current)
             self.started = time.perf_counter()
             yield step
