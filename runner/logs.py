@@ -72,7 +72,11 @@ def configure_logging(
         structlog.processors.add_log_level,
         timestamper,
     ]
-    tail: list[Processor] = [structlog.processors.dict_tracebacks] if is_json else []
+    # No local variables in tracebacks: they can hold secrets and drown the error.
+    tracebacks = structlog.processors.ExceptionRenderer(
+        structlog.tracebacks.ExceptionDictTransformer(show_locals=False)
+    )
+    tail: list[Processor] = [tracebacks] if is_json else []
     structlog.configure(
         processors=[
             *shared,

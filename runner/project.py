@@ -11,7 +11,7 @@ from alembic.script import ScriptDirectory
 from alembic.util import CommandError
 
 from runner.config import Settings, config_file, mask_text
-from runner.errors import ConfigError
+from runner.errors import ConfigError, RevisionGraphError
 
 _PLACEHOLDER_URLS = ("driver://", "")
 
@@ -31,14 +31,31 @@ def load_config(settings: Settings) -> Config:
 
 
 def load_scripts(config: Config) -> ScriptDirectory:
-    """The script directory of ``config`` (every revision file parsed, none run)."""
+    """The script directory of ``config``, every revision file imported (none run).
+
+    A revision file that does not import (syntax error, missing module) or a graph Alembic
+    cannot build (a ``down_revision`` that names no revision, a cycle) is a broken revision
+    graph: :class:`RevisionGraphError` (exit 6) naming the file and the error.
+    """
     try:
-        return ScriptDirectory.from_config(config)
+        script = ScriptDirectory.from_config(config)
     except CommandError as exc:
         raise ConfigError(
             f"cannot load the migration scripts: {mask_text(str(exc))}",
             hint="check script_location in the Alembic config",
         ) from exc
+    try:
+        script.revision_map.heads  # noqa: B018 - imports every revision file
+    except Exception as exc:
+        where = ""
+        if isinstance(exc, SyntaxError) and exc.filename:
+            where = f" ({exc.filename}, line {exc.lineno})"
+        raise RevisionGraphError(
+            f"cannot load the revision graph: {type(exc).__name__}: "
+            f"{mask_text(str(exc))}{where}",
+            hint="fix the migration file named above; `alembic heads` shows the same error",
+        ) from exc
+    return script
 
 
 def configured_url(config: Config) -> str | None:
