@@ -1,1 +1,1 @@
-pytest_plugins = ["tests.fixtures.postgres", "tests.fixtures.cli"]
+pytest_plugins = ["tests.fixtures.postgres", "tests.fixtures.cli", "tests.fixtures.pgbouncer"]

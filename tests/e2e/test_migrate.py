@@ -275,3 +275,19 @@ def test_existing_column_is_skipped_defensively_and_fails_without_it(
     assert skipped["level"] == "warning"
     assert db_revisions(pg_url) == [revisions[-1]]
     assert "last_login_at" in columns(pg_url, "users")
+
+
+def test_transaction_pooler_is_refused_and_direct_url_is_used(
+    pg_url: str, pgbouncer_url: str, project: Project
+) -> None:
+    ini = project("linear")
+    pooled = run_cli("migrate", "--config", str(ini), env={"DATABASE_URL": pgbouncer_url})
+    assert pooled.returncode == ExitCode.USAGE, pooled
+    refused = pooled.one("config.invalid")
+    assert "PgBouncer" in refused["error"] and "--direct-url" in refused["hint"]
+    assert db_revisions(pg_url) == []
+
+    direct = run_cli("migrate", "--config", str(ini),
+                     env={"DATABASE_URL": pgbouncer_url, "DIRECT_DATABASE_URL": pg_url})
+    assert direct.returncode == ExitCode.OK, direct
+    assert db_revisions(pg_url) == [chain(ini)[-1]]
