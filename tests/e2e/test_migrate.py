@@ -83,6 +83,7 @@ def test_closed_port_exits_3_at_the_deadline_without_leaking_the_password(
         "3",
         env={"DATABASE_URL": "postgresql://u:s3cret@127.0.0.1:1/x"},
         cwd=tmp_path,
+        console_script=True,  # the acceptance command exactly: alembic-deploy, in an empty dir
     )
     assert result.returncode == ExitCode.UNREACHABLE, result
     assert 3 <= result.duration_s <= 6, result.duration_s
