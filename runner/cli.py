@@ -22,9 +22,11 @@ import structlog
 
 from runner import __version__
 from runner.config import OPTIONS, Command, LogFormat, Settings, build_settings, parse_value
+from runner.drift import summarize
 from runner.errors import (
     ConfigError,
     DeployError,
+    DriftError,
     ExitCode,
     Interrupted,
     MultipleHeadsError,
@@ -33,7 +35,7 @@ from runner.errors import (
 )
 from runner.launch import check_command, exec_app
 from runner.logs import configure_logging, get_logger
-from runner.pipeline import DeployReport, deploy, inspect_database
+from runner.pipeline import DeployReport, deploy, inspect_database, plan_sql, write_snapshot
 from runner.revisions import RevisionState
 
 log = get_logger("runner.cli")
@@ -43,11 +45,10 @@ _COMMAND_HELP = {
     Command.MIGRATE: "wait, lock, check revisions, upgrade to head, verify; then exit",
     Command.STATUS: "show the database and script revisions (read-only)",
     Command.CHECK: "exit 0 when the database is at head; non-zero when not (read-only)",
-    Command.PLAN: "print the SQL migrate would run (arrives with drift verification)",
-    Command.SNAPSHOT: "record the expected schema of every revision (arrives with drift "
-    "verification)",
+    Command.PLAN: "print the SQL migrate would run: pending revisions (read-only)",
+    Command.SNAPSHOT: "record the expected schema of every revision into a snapshot file "
+    "(build time; --check to verify it is fresh)",
 }
-_NOT_YET = {Command.PLAN, Command.SNAPSHOT}
 
 
 def _add_options(parser: argparse.ArgumentParser) -> None:
@@ -93,6 +94,20 @@ def build_parser() -> argparse.ArgumentParser:
             sub.add_argument(
                 "--json", action="store_true", default=False, help="print a JSON document on stdout"
             )
+        if command is Command.SNAPSHOT:
+            sub.add_argument(
+                "--output",
+                default=None,
+                metavar="PATH",
+                help="where to write the snapshot (default: --snapshot)",
+            )
+            sub.add_argument(
+                "--check",
+                dest="check_only",
+                action="store_true",
+                default=False,
+                help="do not write: exit 7 when the snapshot is stale",
+            )
         if command is Command.RUN:
             sub.add_argument(
                 "app_command",
@@ -122,6 +137,8 @@ def parse_settings(argv: Sequence[str], environ: dict[str, str]) -> Settings:
         command=command,
         json=bool(getattr(namespace, "json", False)),
         app_command=app_command,
+        output=getattr(namespace, "output", None),
+        check_only=bool(getattr(namespace, "check_only", False)),
     )
 
 
@@ -148,7 +165,8 @@ def _summary(settings: Settings, report: DeployReport, code: int, started: float
     )
 
 
-def _print_status(settings: Settings, state: RevisionState) -> None:
+def _print_status(settings: Settings, state: RevisionState, report: DeployReport) -> None:
+    drift = [finding.to_dict() for finding in report.drift_before]
     document = {
         "db_revisions": list(state.db_heads),
         "script_heads": list(state.script_heads),
@@ -156,8 +174,8 @@ def _print_status(settings: Settings, state: RevisionState) -> None:
         "unknown_revisions": list(state.unknown),
         "version_table_exists": state.version_table_exists,
         "at_head": state.at_head,
-        "expected_source": "none",
-        "drift": [],
+        "expected_source": report.expected_source,
+        "drift": drift,
     }
     if settings.json:
         print(json.dumps(document, indent=2, sort_keys=True))
@@ -166,27 +184,36 @@ def _print_status(settings: Settings, state: RevisionState) -> None:
     print(f"script head(s):       {', '.join(state.script_heads)}")
     if state.unknown:
         print(f"unknown revision(s):  {', '.join(state.unknown)} (database ahead of this code)")
-    print(
-        f"pending:              {len(state.pending)}"
-        + (f" ({', '.join(state.pending)})" if state.pending else "")
-    )
+    pending = f" ({', '.join(state.pending)})" if state.pending else ""
+    print(f"pending:              {len(state.pending)}{pending}")
+    print(f"expected schema from: {report.expected_source}")
+    print(f"drift:                {summarize(report.drift_before)}")
 
 
 def _dispatch(settings: Settings, report: DeployReport, started: float) -> int:
-    if settings.command in _NOT_YET:
-        raise ConfigError(
-            f"`{settings.command}` arrives with drift verification",
-            hint="use `status` or `check` for now",
-        )
+    if settings.command is Command.SNAPSHOT:
+        write_snapshot(settings)
+        return ExitCode.OK
+    if settings.command is Command.PLAN:
+        print(plan_sql(settings, report), end="")
+        return ExitCode.OK
     if settings.command in (Command.STATUS, Command.CHECK):
         state = inspect_database(settings, report)
         if settings.command is Command.STATUS or settings.json:
-            _print_status(settings, state)
+            _print_status(settings, state, report)
         if settings.command is Command.CHECK:
             if state.unknown:
                 raise UnknownRevisionError(state.unknown)
             if len(state.script_heads) > 1 and not settings.allow_multiple_heads:
                 raise MultipleHeadsError(state.script_heads)
+            errors = [f for f in report.drift_before if f.severity == "error"]
+            if errors:
+                raise DriftError(
+                    f"the schema differs from revision {', '.join(state.db_heads)}: "
+                    + "; ".join(f"{f.kind} {f.target}" for f in errors[:10]),
+                    hint="`alembic-deploy migrate` repairs missing objects; `status` lists "
+                    "every finding",
+                )
             if state.pending:
                 raise PendingRevisionsError(
                     f"{len(state.pending)} revision(s) pending: {', '.join(state.pending)}",

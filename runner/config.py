@@ -123,6 +123,44 @@ OPTIONS: tuple[Option, ...] = (
         "schema of the version table (default: the connection's default schema)",
     ),
     Option(
+        "snapshot_path",
+        "--snapshot",
+        "ALEMBIC_DEPLOY_SNAPSHOT",
+        str,
+        "snapshot file of expected schemas (default: alembic-deploy-snapshot.json beside "
+        "the Alembic config)",
+    ),
+    Option(
+        "shadow_url",
+        "--shadow-url",
+        "ALEMBIC_DEPLOY_SHADOW_URL",
+        str,
+        "scratch database for shadow replay, emptied before use (default: a temporary "
+        "database on the same server)",
+    ),
+    Option(
+        "shadow",
+        "--no-shadow",
+        "ALEMBIC_DEPLOY_SHADOW",
+        bool,
+        "never replay migrations into a scratch database to learn the expected schema "
+        "(environment: ALEMBIC_DEPLOY_SHADOW=0)",
+    ),
+    Option(
+        "require_verify",
+        "--require-verify",
+        "ALEMBIC_DEPLOY_REQUIRE_VERIFY",
+        bool,
+        "exit 7 when no expected schema is available to verify against",
+    ),
+    Option(
+        "strict_checksums",
+        "--strict-checksums",
+        "ALEMBIC_DEPLOY_STRICT_CHECKSUMS",
+        bool,
+        "exit 6 when a revision file differs from the snapshot's checksum",
+    ),
+    Option(
         "log_format",
         "--log-format",
         "ALEMBIC_DEPLOY_LOG_FORMAT",
@@ -177,6 +215,11 @@ class Settings:
     lock_key: str | None = None
     version_table: str = "alembic_version"
     version_table_schema: str | None = None
+    snapshot_path: str | None = None
+    shadow_url: str | None = field(default=None, repr=False)
+    shadow: bool = True
+    require_verify: bool = False
+    strict_checksums: bool = False
     log_format: LogFormat = LogFormat.AUTO
     defensive: bool = True
     allow_multiple_heads: bool = False
@@ -184,6 +227,9 @@ class Settings:
     debug: bool = False
     json: bool = False
     app_command: tuple[str, ...] = ()
+    #: ``snapshot``: where to write, and whether to only check the existing file.
+    output: str | None = None
+    check_only: bool = False
     #: Lock polling: first delay and cap, seconds. Tests shrink them.
     lock_poll_initial: float = 0.05
     lock_poll_max: float = 2.0
@@ -241,10 +287,12 @@ def build_settings(
     command: Command,
     json: bool = False,
     app_command: Sequence[str] = (),
+    output: str | None = None,
+    check_only: bool = False,
 ) -> Settings:
     """Merge CLI values (already parsed, None when absent) over the environment over defaults.
 
-    ``cli["defensive"]`` is False when ``--no-defensive`` was given. Boolean flags that are
+    A ``--no-X`` flag stores False under its option's name. Boolean flags that are
     absent from the command line are looked up in the environment.
     """
     values: dict[str, object] = {}
@@ -253,7 +301,7 @@ def build_settings(
         if given is not None and given is not False:
             values[option.name] = given
             continue
-        if option.name == "defensive" and given is False:
+        if option.flag.startswith("--no-") and given is False:
             values[option.name] = False
             continue
         raw = environ.get(option.env)
@@ -264,6 +312,8 @@ def build_settings(
         command=command,
         json=json,
         app_command=tuple(app_command),
+        output=output,
+        check_only=check_only,
         **{k: v for k, v in values.items() if k in known},  # type: ignore[arg-type]
     )
     validate(settings)
@@ -277,7 +327,7 @@ def validate(settings: Settings) -> None:
             "--wait-timeout must be greater than 0",
             hint="give the number of seconds to wait for the database",
         )
-    for name in ("database_url", "direct_url"):
+    for name in ("database_url", "direct_url", "shadow_url"):
         url = getattr(settings, name)
         if url is not None:
             resolve_url(url)

@@ -10,12 +10,16 @@ Raises whatever the steps raise (all :class:`~runner.errors.DeployError` subclas
 
 from __future__ import annotations
 
+import io
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import structlog
+from alembic import command
+from alembic.config import Config
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError
@@ -28,11 +32,22 @@ from runner.config import (
     render_url,
     resolve_url,
 )
-from runner.errors import ConnectionRefusedPermanentlyError, PostUpgradeDriftError
-from runner.logs import get_logger
-from runner.project import database_url, load_config, load_scripts
+from runner.drift import Finding
+from runner.embedded import embedded_postgres
+from runner.errors import (
+    ConfigError,
+    ConnectionRefusedPermanentlyError,
+    DriftError,
+    PostUpgradeDriftError,
+)
+from runner.expected import Expected, ExpectedSchemas, scope, snapshot_path
+from runner.logs import get_logger, reassert_stdlib_logging
+from runner.project import configured_url, database_url, load_config, load_scripts
 from runner.revisions import RevisionState, check_revisions, pending_revisions, read_db_heads
+from runner.shadow import ShadowUnavailable
+from runner.snapshot import build_snapshot, file_checksums, load_snapshot
 from runner.upgrade import AppliedRevision, upgrade_to_head
+from runner.verify import verify_schema
 from runner.wait import wait_for_database
 
 log = get_logger(__name__)
@@ -49,6 +64,9 @@ class DeployReport:
     applied: list[AppliedRevision] = field(default_factory=list)
     skipped_operations: int = 0
     steps_ms: dict[str, float] = field(default_factory=dict)
+    expected_source: str = "none"
+    drift_before: list[Finding] = field(default_factory=list)
+    drift_after: list[Finding] = field(default_factory=list)
 
 
 @contextmanager
@@ -112,6 +130,20 @@ def deploy(settings: Settings, report: DeployReport) -> DeployReport:
         report.db_heads_before = state.db_heads
         report.script_heads = state.script_heads
         report.pending = state.pending
+        expected_after: Expected | None = None
+        if state.target is not None:
+            with _step(report, "verify"):
+                sources = ExpectedSchemas(
+                    config, script, engine, target.backend, settings, target.url
+                )
+                final = _target_heads(script, state.target)
+                stages = [state.db_heads, final] if state.pending else [state.db_heads]
+                resolved = sources.resolve(stages)
+                expected_after = resolved[-1]
+                with engine.connect() as conn:
+                    before = verify_schema(conn, resolved[0], settings, stage="before")
+                report.expected_source = before.source.value
+                report.drift_before = list(before.findings)
         with _step(report, "upgrade"):
             result = upgrade_to_head(
                 config, script, engine, target.backend, settings, state, target.url
@@ -120,7 +152,23 @@ def deploy(settings: Settings, report: DeployReport) -> DeployReport:
             report.skipped_operations = len(result.skipped)
         with _step(report, "verify_after"):
             _verify_heads(engine, settings, script, state, report)
+            if expected_after is not None:
+                with engine.connect() as conn:
+                    after = verify_schema(conn, expected_after, settings, stage="after")
+                report.drift_after = list(after.findings)
+                if after.errors:
+                    raise PostUpgradeDriftError(
+                        f"after the upgrade the schema still differs from head: "
+                        f"{len(after.errors)} problem(s): "
+                        + "; ".join(f"{f.kind} {f.target}" for f in after.errors[:5]),
+                        hint="run `alembic-deploy status` to see the drift; a missing object "
+                        "from an earlier revision is repaired by `migrate` (self-heal)",
+                    )
     return report
+
+
+def _target_heads(script: ScriptDirectory, target: str) -> tuple[str, ...]:
+    return tuple(sorted(rev.revision for rev in script.get_revisions(target) if rev))
 
 
 def _verify_heads(
@@ -135,7 +183,7 @@ def _verify_heads(
     report.db_heads_after = heads
     if state.target is None:
         return
-    expected = tuple(sorted(rev.revision for rev in script.get_revisions(state.target) if rev))
+    expected = _target_heads(script, state.target)
     if heads != expected:
         raise PostUpgradeDriftError(
             f"after the upgrade the database is stamped {list(heads)}, expected {list(expected)}",
@@ -145,7 +193,7 @@ def _verify_heads(
 
 
 def inspect_database(settings: Settings, report: DeployReport) -> RevisionState:
-    """Read-only: the revision state without refusing anything (for ``status``/``check``)."""
+    """Read-only: revision state and drift, refusing nothing (for ``status``/``check``)."""
     with _step(report, "config"):
         target = _target(settings)
     with ExitStack() as stack:
@@ -154,18 +202,116 @@ def inspect_database(settings: Settings, report: DeployReport) -> RevisionState:
         with _step(report, "wait"):
             wait_for_database(engine, settings)
         with _step(report, "scripts"):
-            script = load_scripts(load_config(settings))
+            config = load_config(settings)
+            script = load_scripts(config)
         with _step(report, "revisions"), engine.connect() as conn:
             db_heads, exists = read_db_heads(conn, settings)
-    script_heads = tuple(sorted(script.get_heads()))
-    unknown = []
-    for head in db_heads:
-        try:
-            script.get_revision(head)
-        except Exception:
-            unknown.append(head)
-    pending = () if unknown else pending_revisions(script, db_heads, "heads")
-    report.db_heads_before = report.db_heads_after = db_heads
-    report.script_heads = script_heads
-    report.pending = pending
+        script_heads = tuple(sorted(script.get_heads()))
+        unknown = []
+        for head in db_heads:
+            try:
+                script.get_revision(head)
+            except Exception:
+                unknown.append(head)
+        pending = () if unknown else pending_revisions(script, db_heads, "heads")
+        report.db_heads_before = report.db_heads_after = db_heads
+        report.script_heads = script_heads
+        report.pending = pending
+        if not unknown:
+            with _step(report, "verify"):
+                sources = ExpectedSchemas(
+                    config, script, engine, target.backend, settings, target.url
+                )
+                (expected,) = sources.resolve([db_heads])
+                with engine.connect() as conn:
+                    verification = verify_schema(conn, expected, settings, stage="status")
+                report.expected_source = verification.source.value
+                report.drift_before = list(verification.findings)
     return RevisionState(script_heads, db_heads, "heads", pending, exists, tuple(unknown))
+
+
+@contextmanager
+def _snapshot_server(settings: Settings) -> Iterator[str]:
+    """Where to replay for a snapshot: --shadow-url, SQLite, embedded PostgreSQL, the target."""
+    if settings.shadow_url:
+        yield settings.shadow_url
+        return
+    configured = settings.effective_url or configured_url(load_config(settings))
+    if configured and resolve_url(configured).get_backend_name() == "sqlite":
+        yield configured
+        return
+    try:
+        with embedded_postgres() as url:
+            yield url
+        return
+    except ShadowUnavailable as exc:
+        if not configured:
+            raise ConfigError(
+                f"no server to build the snapshot on: {exc}",
+                hint="install alembic-deploy[snapshot], or pass --shadow-url / DATABASE_URL",
+            ) from exc
+        log.info("snapshot.server_fallback", reason=str(exc))
+    yield configured
+
+
+def write_snapshot(settings: Settings) -> Path:
+    """``snapshot``: build (or with ``--check`` verify) the snapshot file."""
+    config = load_config(settings)
+    script = load_scripts(config)
+    path = Path(settings.output) if settings.output else snapshot_path(settings)
+    if settings.check_only:
+        existing = load_snapshot(path)
+        if existing is None:
+            raise DriftError(
+                f"no snapshot at {path}", hint="build it with `alembic-deploy snapshot`"
+            )
+        current = file_checksums(script)
+        stale = existing.edited(current) + sorted(set(existing.checksums) - set(current))
+        if stale:
+            raise DriftError(
+                f"snapshot {path} is stale: revision file(s) changed, added or removed: "
+                f"{', '.join(stale)}",
+                hint="rebuild it with `alembic-deploy snapshot` and commit it",
+            )
+        log.info("snapshot.fresh", snapshot=str(path), revisions=len(current))
+        return path
+    with _snapshot_server(settings) as raw:
+        register_url_secret(raw)
+        url = resolve_url(raw)
+        backend = backend_for(url)
+        engine = create_engine(url, **backend.engine_kwargs(settings))
+        try:
+            wait_for_database(engine, settings)
+            snapshot = build_snapshot(config, script, engine, backend, settings, scope(settings))
+        finally:
+            engine.dispose()
+    path.write_text(snapshot.to_json())
+    log.info("snapshot.written", snapshot=str(path), bytes=path.stat().st_size)
+    return path
+
+
+def plan_sql(settings: Settings, report: DeployReport) -> str:
+    """``plan``: the SQL of the pending revisions (Alembic offline mode), read-only."""
+    state = inspect_database(settings, report)
+    if state.unknown or not state.pending:
+        return "-- no pending revisions\n"
+    if len(state.db_heads) > 1:
+        return (
+            "-- the database is on several branches "
+            f"({', '.join(state.db_heads)}); offline SQL cannot start from there\n"
+        )
+    buffer = io.StringIO()
+    config = Config(settings.config_path, output_buffer=buffer)
+    config.set_main_option(
+        "sqlalchemy.url",
+        render_url(resolve_url(settings.effective_url or database_url(settings, config))).replace(
+            "%", "%%"
+        ),
+    )
+    start = state.db_heads[0] if state.db_heads else "base"
+    target = "heads" if len(state.script_heads) > 1 else "head"
+    try:
+        command.upgrade(config, f"{start}:{target}", sql=True)
+    finally:
+        reassert_stdlib_logging()
+    return buffer.getvalue()

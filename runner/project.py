@@ -51,8 +51,7 @@ def load_scripts(config: Config) -> ScriptDirectory:
         if isinstance(exc, SyntaxError) and exc.filename:
             where = f" ({exc.filename}, line {exc.lineno})"
         raise RevisionGraphError(
-            f"cannot load the revision graph: {type(exc).__name__}: "
-            f"{mask_text(str(exc))}{where}",
+            f"cannot load the revision graph: {type(exc).__name__}: {mask_text(str(exc))}{where}",
             hint="fix the migration file named above; `alembic heads` shows the same error",
         ) from exc
     return script

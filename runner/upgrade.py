@@ -73,6 +73,10 @@ class _Tracker:
     result: UpgradeResult
     current: str | None = None
     started: float = 0.0
+    #: What env.py passed to ``context.configure(target_metadata=...)``.
+    target_metadata: Any = None
+    #: Event namespace: ``upgrade`` for the real database, ``shadow`` for a replay.
+    step: str = "upgrade"
 
     def track(self, steps: Iterable[Any]) -> Iterator[Any]:
         # MigrationContext.run_migrations pulls the next step right before opening its
@@ -93,7 +97,7 @@ class _Tracker:
         self.result.applied.append(applied)
         self.current = None
         log.info(
-            "upgrade.revision_applied",
+            f"{self.step}.revision_applied",
             revision=applied.revision,
             from_revisions=list(applied.down_revisions),
             duration_ms=duration,
@@ -120,6 +124,7 @@ def _deploy_environment(
         # env.py ran fileConfig() at import time, before this call: take logging back.
         reassert_stdlib_logging()
         user_hook = kw.get("on_version_apply")
+        tracker.target_metadata = kw.get("target_metadata")
 
         def on_version_apply(**hook_kw: Any) -> None:
             tracker.on_version_apply(**hook_kw)
@@ -166,8 +171,12 @@ def _run_env_once(
     target: str,
     tracker: _Tracker,
     settings: Settings,
+    *,
+    migrate: bool = True,
 ) -> None:
     def upgrade(rev: Any, context: Any) -> Any:
+        if not migrate:
+            return []
         # The same step list alembic.command.upgrade builds.
         return tracker.track(script._upgrade_revs(target, rev))
 
@@ -196,10 +205,46 @@ def upgrade_to_head(
     url: str,
 ) -> UpgradeResult:
     """Apply ``state.pending`` (to ``state.target``) one committed revision at a time."""
-    result = UpgradeResult()
     if state.target is None or not state.pending:
-        return result
-    tracker = _Tracker(result)
+        return UpgradeResult()
+    log.info("upgrade.started", target=state.target, pending=list(state.pending))
+    result = run_upgrade(
+        config,
+        script,
+        engine,
+        backend,
+        settings,
+        state.target,
+        url,
+        defensive_mode=settings.defensive,
+    )
+    log.info(
+        "upgrade.finished",
+        applied=len(result.applied),
+        skipped_operations=len(result.skipped),
+        attempts=result.attempts,
+    )
+    return result
+
+
+def run_upgrade(
+    config: Config,
+    script: ScriptDirectory,
+    engine: Engine,
+    backend: Backend,
+    settings: Settings,
+    target: str,
+    url: str,
+    *,
+    defensive_mode: bool,
+    step: str = "upgrade",
+) -> UpgradeResult:
+    """Run env.py to upgrade ``engine``'s database to ``target`` (a revision, head or heads).
+
+    ``url`` is what env.py sees as ``sqlalchemy.url`` and ``DATABASE_URL`` for the run.
+    """
+    result = UpgradeResult()
+    tracker = _Tracker(result, step=step)
     config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
     environ = {"DATABASE_URL": url, **backend.migration_environ(settings)}
 
@@ -220,16 +265,15 @@ def upgrade_to_head(
         before_sleep=before_retry,
         reraise=True,
     )
-    log.info("upgrade.started", target=state.target, pending=list(state.pending))
     try:
-        with _environ(environ), defensive.defensive_operations(settings.defensive) as skipped:
+        with _environ(environ), defensive.defensive_operations(defensive_mode) as skipped:
             result.skipped = skipped
             for attempt in retrying:
                 with attempt:
                     result.attempts = attempt.retry_state.attempt_number
                     with engine.connect() as conn:
                         backend.prepare_migration_connection(conn, settings)
-                        _run_env_once(config, script, conn, state.target, tracker, settings)
+                        _run_env_once(config, script, conn, target, tracker, settings)
     except DeployError:
         raise
     except Exception as exc:
@@ -249,10 +293,31 @@ def upgrade_to_head(
                 + "fix the migration and deploy again (run with --debug for the traceback)"
             ),
         ) from exc
-    log.info(
-        "upgrade.finished",
-        applied=len(result.applied),
-        skipped_operations=len(result.skipped),
-        attempts=result.attempts,
-    )
     return result
+
+
+def load_target_metadata(
+    config: Config,
+    script: ScriptDirectory,
+    engine: Engine,
+    backend: Backend,
+    settings: Settings,
+    url: str,
+) -> Any:
+    """env.py's ``target_metadata`` (the head models), by running env.py with no migrations.
+
+    Returns None when env.py sets none. Raises :class:`MigrationFailedError` when env.py fails.
+    """
+    tracker = _Tracker(UpgradeResult())
+    config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    try:
+        with _environ({"DATABASE_URL": url}), engine.connect() as conn:
+            _run_env_once(config, script, conn, "heads", tracker, settings, migrate=False)
+    except Exception as exc:
+        raise MigrationFailedError(
+            f"env.py failed while loading target_metadata: {describe(exc)}",
+            revision=None,
+            applied=[],
+            hint="run `alembic check` to see the same error",
+        ) from exc
+    return tracker.target_metadata

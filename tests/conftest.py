@@ -1,1 +1,6 @@
-pytest_plugins = ["tests.fixtures.postgres", "tests.fixtures.cli", "tests.fixtures.pgbouncer"]
+pytest_plugins = [
+    "tests.fixtures.postgres",
+    "tests.fixtures.cli",
+    "tests.fixtures.docker",
+    "tests.fixtures.pgbouncer",
+]

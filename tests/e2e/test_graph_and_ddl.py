@@ -128,7 +128,8 @@ def test_ddl_lock_timeout_is_retried_then_succeeds(
     engine = create_engine(pg_url, poolclass=NullPool)
     blocker = engine.connect()
     try:
-        blocker.execute(text("LOCK TABLE users IN ACCESS EXCLUSIVE MODE"))
+        # A long read transaction: readers pass, but ALTER TABLE users must wait.
+        blocker.execute(text("SELECT count(*) FROM users"))
         runner = start_cli("migrate", "--config", str(ini), "--ddl-lock-timeout", "0.3",
                            "--ddl-retries", "5", env={"DATABASE_URL": pg_url})
         retry = runner.wait_for_event("upgrade.lock_retry")  # type: ignore[attr-defined]
@@ -151,7 +152,8 @@ def test_ddl_lock_timeout_exhausting_retries_exits_8_at_the_last_good_revision(
     upgrade_to(ini, pg_url, revisions[3])
     engine = create_engine(pg_url, poolclass=NullPool)
     with engine.connect() as blocker:
-        blocker.execute(text("LOCK TABLE users IN ACCESS EXCLUSIVE MODE"))
+        # A long read transaction: readers pass, but ALTER TABLE users must wait.
+        blocker.execute(text("SELECT count(*) FROM users"))
         result = run_cli("migrate", "--config", str(ini), "--ddl-lock-timeout", "0.2",
                          "--ddl-retries", "1", env={"DATABASE_URL": pg_url})
         blocker.rollback()

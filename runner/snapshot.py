@@ -1,0 +1,253 @@
+"""Snapshot file: the expected schema of every revision, recorded at build time.
+
+``alembic-deploy snapshot`` replays the whole revision graph into a scratch database and
+records, for every revision, the schema a clean upgrade to it produces, plus a checksum of
+every revision file. The file is content-addressed (a table definition shared by many
+revisions is stored once, keyed by its digest) and deterministic (the same scripts give a
+byte-identical file), so it can be committed and checked in CI with ``snapshot --check``.
+
+At deploy time a snapshot entry is used only when the revision's file and every ancestor's
+file still have the recorded checksum and the dialect matches; otherwise the caller falls back
+to shadow replay. Raises :class:`ConfigError` (exit 2) for an unreadable snapshot file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from alembic.config import Config
+from alembic.script import ScriptDirectory
+from sqlalchemy import Engine, create_engine
+
+from runner.backends import Backend
+from runner.config import Settings
+from runner.errors import ConfigError
+from runner.logs import get_logger
+from runner.schema import Enum, Schema, Table, canonical_json, reflect_schema, table_digest
+from runner.shadow import excluded_tables, scratch_database
+from runner.upgrade import run_upgrade
+
+log = get_logger(__name__)
+
+FORMAT = "alembic-deploy-snapshot/1"
+DEFAULT_NAME = "alembic-deploy-snapshot.json"
+
+
+def state_key(heads: tuple[str, ...] | list[str]) -> str:
+    """The key of a database state: its heads, sorted, comma-separated."""
+    return ",".join(sorted(heads))
+
+
+def _enum_digest(enum: Enum) -> str:
+    return hashlib.sha256(canonical_json(enum.to_dict()).encode()).hexdigest()[:16]
+
+
+def file_checksums(script: ScriptDirectory) -> dict[str, str]:
+    """sha256 of every revision file, keyed by revision id."""
+    sums = {}
+    for revision in script.walk_revisions():
+        path = Path(revision.path)
+        sums[revision.revision] = hashlib.sha256(path.read_bytes()).hexdigest()
+    return dict(sorted(sums.items()))
+
+
+def ancestors(script: ScriptDirectory, heads: tuple[str, ...]) -> set[str]:
+    """The revisions a database at ``heads`` has applied (heads included)."""
+    found: set[str] = set()
+    for head in heads:
+        found.update(rev.revision for rev in script.iterate_revisions(head, "base") if rev)
+    return found
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """Expected schemas per database state, deduplicated by table digest."""
+
+    dialect: str
+    server_version: str
+    schemas: tuple[str | None, ...]
+    checksums: Mapping[str, str]
+    tables: Mapping[str, Table]
+    enums: Mapping[str, Enum]
+    states: Mapping[str, tuple[tuple[str, ...], tuple[str, ...]]] = field(default_factory=dict)
+
+    def schema_for(self, heads: tuple[str, ...]) -> Schema | None:
+        entry = self.states.get(state_key(heads))
+        if entry is None:
+            return None
+        table_ids, enum_ids = entry
+        tables = [self.tables[digest] for digest in table_ids]
+        enums = [self.enums[digest] for digest in enum_ids]
+        return Schema(
+            tables={table.key: table for table in tables},
+            enums={enum.key: enum for enum in enums},
+            schemas=self.schemas,
+        )
+
+    def edited(self, current: Mapping[str, str]) -> list[str]:
+        """Revisions whose file differs from (or is missing in) the snapshot."""
+        return sorted(rev for rev, digest in current.items() if self.checksums.get(rev) != digest)
+
+    def to_json(self) -> str:
+        document = {
+            "format": FORMAT,
+            "dialect": self.dialect,
+            "server_version": self.server_version,
+            "schemas": list(self.schemas),
+            "checksums": dict(sorted(self.checksums.items())),
+            "states": {
+                key: {"tables": list(tables), "enums": list(enums)}
+                for key, (tables, enums) in sorted(self.states.items())
+            },
+            "enums": {d: e.to_dict() for d, e in sorted(self.enums.items())},
+            "tables": {d: t.to_dict() for d, t in sorted(self.tables.items())},
+        }
+        return json.dumps(document, indent=1, sort_keys=False, ensure_ascii=False) + "\n"
+
+    @classmethod
+    def from_json(cls, text: str) -> Snapshot:
+        data: dict[str, Any] = json.loads(text)
+        if data.get("format") != FORMAT:
+            raise ValueError(f"unknown snapshot format {data.get('format')!r}")
+        return cls(
+            dialect=data["dialect"],
+            server_version=data["server_version"],
+            schemas=tuple(data["schemas"]),
+            checksums=data["checksums"],
+            tables={d: Table.from_dict(t) for d, t in data["tables"].items()},
+            enums={d: Enum.from_dict(e) for d, e in data["enums"].items()},
+            states={
+                key: (tuple(entry["tables"]), tuple(entry["enums"]))
+                for key, entry in data["states"].items()
+            },
+        )
+
+
+def load_snapshot(path: Path) -> Snapshot | None:
+    """The snapshot at ``path``; None when there is no file."""
+    if not path.is_file():
+        return None
+    try:
+        return Snapshot.from_json(path.read_text())
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ConfigError(
+            f"cannot read snapshot {path}: {exc}",
+            hint="rebuild it with `alembic-deploy snapshot` or remove it",
+        ) from exc
+
+
+def usable_schema(
+    snapshot: Snapshot | None,
+    script: ScriptDirectory,
+    heads: tuple[str, ...],
+    dialect: str,
+    checksums: Mapping[str, str],
+) -> Schema | None:
+    """The snapshot's schema for ``heads`` if every file it depends on is unchanged."""
+    if snapshot is None or snapshot.dialect != dialect:
+        return None
+    needed = ancestors(script, heads)
+    if any(snapshot.checksums.get(rev) != checksums.get(rev) for rev in needed):
+        return None
+    return snapshot.schema_for(heads)
+
+
+def _topological(script: ScriptDirectory) -> list[str]:
+    """Every revision, ancestors first."""
+    return [rev.revision for rev in reversed(list(script.walk_revisions()))]
+
+
+def build_snapshot(
+    config: Config,
+    script: ScriptDirectory,
+    engine: Engine,
+    backend: Backend,
+    settings: Settings,
+    schemas: tuple[str | None, ...],
+) -> Snapshot:
+    """Replay the graph into scratch databases on ``engine``'s server and record each state."""
+    tables: dict[str, Table] = {}
+    enums: dict[str, Enum] = {}
+    states: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {}
+    server_version = ".".join(str(p) for p in (engine.dialect.server_version_info or ())[:1])
+    excluded = excluded_tables(settings)
+
+    def record(key: str, shadow: Engine) -> None:
+        with shadow.connect() as conn:
+            schema = reflect_schema(conn, schemas=schemas, exclude_tables=excluded)
+        table_ids = []
+        for table in schema.tables.values():
+            digest = table_digest(table)[:16]
+            tables[digest] = table
+            table_ids.append(digest)
+        enum_ids = []
+        for enum in schema.enums.values():
+            digest = _enum_digest(enum)
+            enums[digest] = enum
+            enum_ids.append(digest)
+        states[key] = (tuple(sorted(table_ids)), tuple(sorted(enum_ids)))
+
+    def fresh(stack: ExitStack) -> tuple[Engine, str]:
+        url = stack.enter_context(scratch_database(engine, backend, settings))
+        shadow = create_engine(url, **backend.engine_kwargs(settings))
+        stack.callback(shadow.dispose)
+        return shadow, url.render_as_string(hide_password=False)
+
+    applied: set[str] = set()
+    stack = ExitStack()
+    try:
+        shadow, rendered = fresh(stack)
+        for revision in _topological(script):
+            needed = ancestors(script, (revision,))
+            if applied != needed - {revision}:
+                # Another branch is applied here: start again from an empty database.
+                stack.close()
+                shadow, rendered = fresh(stack)
+            run_upgrade(
+                config,
+                script,
+                shadow,
+                backend,
+                settings,
+                revision,
+                rendered,
+                defensive_mode=False,
+                step="shadow",
+            )
+            applied = needed
+            record(state_key((revision,)), shadow)
+        heads = tuple(sorted(script.get_heads()))
+        if len(heads) > 1:
+            stack.close()
+            shadow, rendered = fresh(stack)
+            run_upgrade(
+                config,
+                script,
+                shadow,
+                backend,
+                settings,
+                "heads",
+                rendered,
+                defensive_mode=False,
+                step="shadow",
+            )
+            record(state_key(heads), shadow)
+    finally:
+        stack.close()
+    snapshot = Snapshot(
+        dialect=engine.dialect.name,
+        server_version=server_version,
+        schemas=schemas,
+        checksums=file_checksums(script),
+        tables=tables,
+        enums=enums,
+        states=states,
+    )
+    log.info("snapshot.built", revisions=len(states), tables=len(tables), enums=len(enums))
+    return snapshot
