@@ -21,7 +21,15 @@ from typing import Any
 import structlog
 
 from runner import __version__
-from runner.config import OPTIONS, Command, LogFormat, Settings, build_settings, parse_value
+from runner.config import (
+    OPTIONS,
+    Command,
+    LogFormat,
+    OnDrift,
+    Settings,
+    build_settings,
+    parse_value,
+)
 from runner.drift import summarize
 from runner.errors import (
     ConfigError,
@@ -65,7 +73,9 @@ def _add_options(parser: argparse.ArgumentParser) -> None:
                 help=helptext,
             )
         else:
-            choices = [f.value for f in LogFormat] if option.kind is LogFormat else None
+            choices = (
+                [f.value for f in option.kind] if option.kind in (LogFormat, OnDrift) else None
+            )
             group.add_argument(
                 option.flag,
                 dest=option.name,
@@ -194,7 +204,9 @@ def _dispatch(settings: Settings, report: DeployReport, started: float) -> int:
     if settings.command is Command.SNAPSHOT:
         write_snapshot(settings)
         return ExitCode.OK
-    if settings.command is Command.PLAN:
+    if settings.command is Command.PLAN or (
+        settings.command is Command.MIGRATE and settings.dry_run
+    ):
         print(plan_sql(settings, report), end="")
         return ExitCode.OK
     if settings.command in (Command.STATUS, Command.CHECK):

@@ -32,6 +32,12 @@ class Command(StrEnum):
     SNAPSHOT = "snapshot"
 
 
+class OnDrift(StrEnum):
+    HEAL = "heal"
+    FAIL = "fail"
+    WARN = "warn"
+
+
 class LogFormat(StrEnum):
     AUTO = "auto"
     JSON = "json"
@@ -161,6 +167,29 @@ OPTIONS: tuple[Option, ...] = (
         "exit 6 when a revision file differs from the snapshot's checksum",
     ),
     Option(
+        "on_drift",
+        "--on-drift",
+        "ALEMBIC_DEPLOY_ON_DRIFT",
+        OnDrift,
+        "heal, fail or warn: what migrate does when objects of the stamped revision are "
+        "missing (default: heal)",
+    ),
+    Option(
+        "adopt",
+        "--adopt",
+        "ALEMBIC_DEPLOY_ADOPT",
+        bool,
+        "stamp a database that has tables but no revision with the revision its schema "
+        "matches, then continue",
+    ),
+    Option(
+        "dry_run",
+        "--dry-run",
+        "ALEMBIC_DEPLOY_DRY_RUN",
+        bool,
+        "migrate: do everything read-only and print the SQL it would run",
+    ),
+    Option(
         "log_format",
         "--log-format",
         "ALEMBIC_DEPLOY_LOG_FORMAT",
@@ -220,6 +249,9 @@ class Settings:
     shadow: bool = True
     require_verify: bool = False
     strict_checksums: bool = False
+    on_drift: OnDrift = OnDrift.HEAL
+    adopt: bool = False
+    dry_run: bool = False
     log_format: LogFormat = LogFormat.AUTO
     defensive: bool = True
     allow_multiple_heads: bool = False
@@ -264,16 +296,16 @@ def parse_value(option: Option, raw: str, source: str) -> object:
             if whole < 0:
                 raise ValueError("expected a whole number >= 0")
             return whole
-        if option.kind is LogFormat:
-            return LogFormat(value.lower())
+        if option.kind in (LogFormat, OnDrift):
+            return option.kind(value.lower())
         if not value:
             raise ValueError("expected a non-empty value")
         return value
     except ValueError as exc:
         shown = mask_text(raw)
         reason = str(exc)
-        if option.kind is LogFormat:
-            reason = "expected one of " + ", ".join(f.value for f in LogFormat)
+        if option.kind in (LogFormat, OnDrift):
+            reason = "expected one of " + ", ".join(f.value for f in option.kind)
         raise ConfigError(
             f"invalid {source} value {shown!r}: {reason}",
             hint=f"fix {source} ({option.help.split(';')[0]})",

@@ -26,13 +26,14 @@ from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
 from runner.backends import Backend, backend_for
 from runner.config import (
+    OnDrift,
     Settings,
     masked_url,
     register_url_secret,
     render_url,
     resolve_url,
 )
-from runner.drift import Finding
+from runner.drift import Finding, FindingKind
 from runner.embedded import embedded_postgres
 from runner.errors import (
     ConfigError,
@@ -41,13 +42,14 @@ from runner.errors import (
     PostUpgradeDriftError,
 )
 from runner.expected import Expected, ExpectedSchemas, scope, snapshot_path
+from runner.heal import apply_repairs, plan_repairs, render_repairs, require_healable, row_checker
 from runner.logs import get_logger, reassert_stdlib_logging
 from runner.project import configured_url, database_url, load_config, load_scripts
 from runner.revisions import RevisionState, check_revisions, pending_revisions, read_db_heads
 from runner.shadow import ShadowUnavailable
 from runner.snapshot import build_snapshot, file_checksums, load_snapshot
 from runner.upgrade import AppliedRevision, upgrade_to_head
-from runner.verify import verify_schema
+from runner.verify import Verification, verify_schema
 from runner.wait import wait_for_database
 
 log = get_logger(__name__)
@@ -67,6 +69,10 @@ class DeployReport:
     expected_source: str = "none"
     drift_before: list[Finding] = field(default_factory=list)
     drift_after: list[Finding] = field(default_factory=list)
+    repairs: list[str] = field(default_factory=list)
+    #: ``--dry-run`` / ``plan``: the SQL the repairs would run, and what none can heal.
+    repair_sql: list[str] = field(default_factory=list)
+    unhealable: list[Finding] = field(default_factory=list)
 
 
 @contextmanager
@@ -144,6 +150,11 @@ def deploy(settings: Settings, report: DeployReport) -> DeployReport:
                     before = verify_schema(conn, resolved[0], settings, stage="before")
                 report.expected_source = before.source.value
                 report.drift_before = list(before.findings)
+            if _missing(before.findings):
+                with _step(report, "heal"):
+                    _heal(engine, settings, resolved[0], before, state, report)
+        if settings.dry_run:
+            return report
         with _step(report, "upgrade"):
             result = upgrade_to_head(
                 config, script, engine, target.backend, settings, state, target.url
@@ -156,15 +167,65 @@ def deploy(settings: Settings, report: DeployReport) -> DeployReport:
                 with engine.connect() as conn:
                     after = verify_schema(conn, expected_after, settings, stage="after")
                 report.drift_after = list(after.findings)
-                if after.errors:
+                missing = _missing(after.findings)
+                if missing and settings.on_drift is not OnDrift.WARN:
                     raise PostUpgradeDriftError(
-                        f"after the upgrade the schema still differs from head: "
-                        f"{len(after.errors)} problem(s): "
-                        + "; ".join(f"{f.kind} {f.target}" for f in after.errors[:5]),
+                        f"after the upgrade the schema still lacks what head requires: "
+                        f"{len(missing)} problem(s): "
+                        + "; ".join(f"{f.kind} {f.target}" for f in missing[:5]),
                         hint="run `alembic-deploy status` to see the drift; a missing object "
                         "from an earlier revision is repaired by `migrate` (self-heal)",
                     )
     return report
+
+
+def _missing(findings: list[Finding]) -> list[Finding]:
+    """Findings of objects that should exist and do not (what healing is about)."""
+    return [f for f in findings if f.healable or f.kind is FindingKind.MISSING_PRIMARY_KEY]
+
+
+def _heal(
+    engine: Engine,
+    settings: Settings,
+    expected: Expected,
+    before: Verification,
+    state: RevisionState,
+    report: DeployReport,
+) -> None:
+    """Apply ``--on-drift``: repair missing objects in one transaction, fail, or only warn."""
+    missing = _missing(before.findings)
+    if settings.on_drift is OnDrift.WARN:
+        log.warning("heal.skipped", reason="--on-drift warn", findings=len(missing))
+        return
+    if settings.on_drift is OnDrift.FAIL:
+        raise DriftError(
+            f"{len(missing)} object(s) of revision {', '.join(state.db_heads)} are missing: "
+            + "; ".join(f"{f.kind} {f.target}" for f in missing[:10]),
+            hint="with --on-drift heal (the default) migrate re-creates them additively; "
+            "`alembic-deploy plan` prints the SQL",
+        )
+    assert expected.schema is not None and before.actual is not None
+    with engine.connect() as conn, conn.begin() as transaction:
+        plan = plan_repairs(
+            before.findings, expected.schema, before.actual, has_rows=row_checker(conn)
+        )
+        require_healable(plan)
+        if settings.dry_run:
+            report.repair_sql = render_repairs(plan.repairs, conn.dialect.name)
+            transaction.rollback()
+            return
+        apply_repairs(conn, plan.repairs, stamped=state.db_heads)
+    report.repairs = [repair.describe() for repair in plan.repairs]
+    log.info("heal.finished", repairs=len(plan.repairs))
+    with engine.connect() as conn:
+        healed = verify_schema(conn, expected, settings, stage="healed")
+    still = _missing(healed.findings)
+    if still:
+        raise DriftError(
+            f"{len(still)} object(s) still missing after healing: "
+            + "; ".join(f"{f.kind} {f.target}" for f in still[:10]),
+            hint="this is a bug in the repair plan: run `alembic-deploy plan` and report it",
+        )
 
 
 def _target_heads(script: ScriptDirectory, target: str) -> tuple[str, ...]:
@@ -192,7 +253,9 @@ def _verify_heads(
         )
 
 
-def inspect_database(settings: Settings, report: DeployReport) -> RevisionState:
+def inspect_database(
+    settings: Settings, report: DeployReport, *, with_repairs: bool = False
+) -> RevisionState:
     """Read-only: revision state and drift, refusing nothing (for ``status``/``check``)."""
     with _step(report, "config"):
         target = _target(settings)
@@ -225,8 +288,17 @@ def inspect_database(settings: Settings, report: DeployReport) -> RevisionState:
                 (expected,) = sources.resolve([db_heads])
                 with engine.connect() as conn:
                     verification = verify_schema(conn, expected, settings, stage="status")
-                report.expected_source = verification.source.value
-                report.drift_before = list(verification.findings)
+                    report.expected_source = verification.source.value
+                    report.drift_before = list(verification.findings)
+                    if with_repairs and expected.schema is not None and verification.actual:
+                        repairs = plan_repairs(
+                            verification.findings,
+                            expected.schema,
+                            verification.actual,
+                            has_rows=row_checker(conn),
+                        )
+                        report.repair_sql = render_repairs(repairs.repairs, conn.dialect.name)
+                        report.unhealable = list(repairs.unhealable)
     return RevisionState(script_heads, db_heads, "heads", pending, exists, tuple(unknown))
 
 
@@ -291,15 +363,21 @@ def write_snapshot(settings: Settings) -> Path:
 
 
 def plan_sql(settings: Settings, report: DeployReport) -> str:
-    """``plan``: the SQL of the pending revisions (Alembic offline mode), read-only."""
-    state = inspect_database(settings, report)
+    """``plan`` and ``migrate --dry-run``: repairs, then pending revisions' SQL; read-only."""
+    state = inspect_database(settings, report, with_repairs=True)
+    parts = ["-- repairs (additive, one transaction)"]
+    parts += report.repair_sql or ["-- none"]
+    parts += [f"-- cannot heal: {f.kind} {f.target}: {f.detail}" for f in report.unhealable]
+    parts.append("-- pending revisions")
     if state.unknown or not state.pending:
-        return "-- no pending revisions\n"
+        parts.append("-- none")
+        return "\n".join(parts) + "\n"
     if len(state.db_heads) > 1:
-        return (
+        parts.append(
             "-- the database is on several branches "
-            f"({', '.join(state.db_heads)}); offline SQL cannot start from there\n"
+            f"({', '.join(state.db_heads)}); offline SQL cannot start from there"
         )
+        return "\n".join(parts) + "\n"
     buffer = io.StringIO()
     config = Config(settings.config_path, output_buffer=buffer)
     config.set_main_option(
@@ -314,4 +392,5 @@ def plan_sql(settings: Settings, report: DeployReport) -> str:
         command.upgrade(config, f"{start}:{target}", sql=True)
     finally:
         reassert_stdlib_logging()
-    return buffer.getvalue()
+    parts.append(buffer.getvalue())
+    return "\n".join(parts)

@@ -1,0 +1,196 @@
+"""Self-heal end to end: the failure stories of a real drift incident, on real PostgreSQL."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.pool import NullPool
+
+from runner.errors import ExitCode
+from runner.schema import Schema, reflect_schema
+from tests.e2e.helpers import chain, db_revisions, tables, upgrade_to
+from tests.fixtures.cli import run_cli
+
+Project = Callable[[str], Path]
+
+
+@pytest.fixture
+def make_db(pg_cluster: object) -> Iterator[Callable[[], str]]:
+    """Extra fresh databases on the session cluster, dropped afterwards."""
+    made: list[str] = []
+
+    def make() -> str:
+        name = f"heal_{uuid.uuid4().hex[:10]}"
+        pg_cluster.create_database(name)  # type: ignore[attr-defined]
+        made.append(name)
+        return str(pg_cluster.url(name))  # type: ignore[attr-defined]
+
+    yield make
+    for name in made:
+        pg_cluster.drop_database(name)  # type: ignore[attr-defined]
+
+
+def physical(url: str) -> Schema:
+    engine = create_engine(url, poolclass=NullPool)
+    try:
+        with engine.connect() as conn:
+            return reflect_schema(conn, exclude_tables=("alembic_version",
+                                                        "alembic_deploy_repairs"))
+    finally:
+        engine.dispose()
+
+
+def execute(url: str, *statements: str) -> None:
+    engine = create_engine(url, poolclass=NullPool)
+    try:
+        with engine.begin() as conn:
+            for statement in statements:
+                conn.execute(text(statement))
+    finally:
+        engine.dispose()
+
+
+def ledger(url: str) -> list[tuple[str, str | None, str | None]]:
+    engine = create_engine(url, poolclass=NullPool)
+    try:
+        with engine.connect() as conn:
+            rows = conn.execute(text(
+                "SELECT kind, table_name, object_name FROM alembic_deploy_repairs ORDER BY id"))
+            return [tuple(row) for row in rows]  # type: ignore[misc]
+    finally:
+        engine.dispose()
+
+
+def clean_head(ini: Path, make_db: Callable[[], str]) -> Schema:
+    reference = make_db()
+    upgrade_to(ini, reference, "head")
+    return physical(reference)
+
+
+def test_missing_early_table_is_recreated_then_upgraded(
+    pg_url: str, project: Project, make_db: Callable[[], str]
+) -> None:
+    """Incident 1: stamped late, health_metrics (FK + index + unique) lost in a restore."""
+    ini = project("linear")
+    revisions = chain(ini)
+    upgrade_to(ini, pg_url, revisions[5])
+    execute(pg_url, "DROP TABLE health_metrics")
+    result = run_cli("migrate", "--config", str(ini), env={"DATABASE_URL": pg_url})
+    assert result.returncode == ExitCode.OK, result
+    found = [e for e in result.named("verify.drift_found") if e["stage"] == "before"]
+    assert [(e["kind"], e["table"]) for e in found] == [("missing_table", "health_metrics")]
+    recreated = result.one("heal.table_recreated")
+    assert recreated["table"] == "health_metrics" and "data" in recreated["message"]
+    assert db_revisions(pg_url) == [revisions[-1]]
+    assert physical(pg_url) == clean_head(ini, make_db)
+    kinds = [row[0] for row in ledger(pg_url)]
+    assert kinds.count("missing_table") == 1 and "missing_foreign_key" in kinds
+
+
+def test_dropped_foreign_key_is_healed(
+    pg_url: str, project: Project, make_db: Callable[[], str]
+) -> None:
+    """Incident 3: the stamped revision's foreign key was dropped by hand."""
+    ini = project("linear")
+    upgrade_to(ini, pg_url, "head")
+    execute(pg_url, "ALTER TABLE health_metrics DROP CONSTRAINT fk_health_metrics_file_id_files")
+    result = run_cli("migrate", "--config", str(ini), env={"DATABASE_URL": pg_url})
+    assert result.returncode == ExitCode.OK, result
+    applied = result.one("heal.repair_applied")
+    assert (applied["kind"], applied["object"]) == (
+        "missing_foreign_key", "fk_health_metrics_file_id_files")
+    assert "FOREIGN KEY" in applied["ddl"]
+    assert physical(pg_url) == clean_head(ini, make_db)
+
+
+def test_duplicate_column_from_a_repair_migration_is_skipped(
+    pg_url: str, project: Project, make_db: Callable[[], str]
+) -> None:
+    """Incident 2: a repair migration added a column that a later revision adds again."""
+    ini = project("linear")
+    revisions = chain(ini)
+    upgrade_to(ini, pg_url, revisions[3])
+    execute(pg_url, "ALTER TABLE users ADD COLUMN last_login_at TIMESTAMP WITH TIME ZONE")
+    result = run_cli("migrate", "--config", str(ini), env={"DATABASE_URL": pg_url})
+    assert result.returncode == ExitCode.OK, result
+    skipped = result.one("upgrade.operation_skipped")
+    assert (skipped["operation"], skipped["object"]) == ("add_column", "last_login_at")
+    assert physical(pg_url) == clean_head(ini, make_db)
+
+
+def test_three_environments_converge_with_one_command(
+    project: Project, make_db: Callable[[], str]
+) -> None:
+    """Incident 4: dev up to date, stage missing a constraint, prod missing a table."""
+    ini = project("linear")
+    revisions = chain(ini)
+    dev, stage, prod = make_db(), make_db(), make_db()
+    upgrade_to(ini, dev, "head")
+    upgrade_to(ini, stage, revisions[4])
+    execute(stage, "ALTER TABLE analyses DROP CONSTRAINT ck_analyses_score_range")
+    upgrade_to(ini, prod, revisions[5])
+    execute(prod, "DROP TABLE health_metrics")
+    for url in (dev, stage, prod):
+        result = run_cli("migrate", "--config", str(ini), env={"DATABASE_URL": url})
+        assert result.returncode == ExitCode.OK, result
+    assert physical(dev) == physical(stage) == physical(prod) == clean_head(ini, make_db)
+
+
+def test_not_null_column_without_default_on_rows_is_unhealable_and_changes_nothing(
+    pg_url: str, project: Project
+) -> None:
+    """Incident 6: refusing to invent data."""
+    ini = project("linear")
+    upgrade_to(ini, pg_url, "head")
+    execute(
+        pg_url,
+        "INSERT INTO users (email, name) VALUES ('a@example.com', 'A')",
+        "INSERT INTO files (user_id, filename, size, status) "
+        "SELECT id, 'f.csv', 1, 'uploaded' FROM users",
+        "INSERT INTO health_metrics (file_id, metric) SELECT id, 'hr' FROM files",
+        "ALTER TABLE health_metrics DROP COLUMN metric",
+        "DROP INDEX ix_health_metrics_file_id",
+    )
+    before = physical(pg_url)
+    result = run_cli("migrate", "--config", str(ini), env={"DATABASE_URL": pg_url})
+    assert result.returncode == ExitCode.DRIFT, result
+    error = result.one("verify.failed")["error"]
+    assert "health_metrics" in error and "metric" in error
+    assert physical(pg_url) == before
+    assert "alembic_deploy_repairs" not in tables(pg_url)
+
+
+def test_on_drift_fail_and_warn(pg_url: str, project: Project) -> None:
+    ini = project("linear")
+    upgrade_to(ini, pg_url, "head")
+    execute(pg_url, "DROP INDEX ix_health_metrics_file_id")
+    failed = run_cli("migrate", "--config", str(ini), "--on-drift", "fail",
+                     env={"DATABASE_URL": pg_url})
+    assert failed.returncode == ExitCode.DRIFT, failed
+    assert "ix_health_metrics_file_id" in failed.one("verify.failed")["error"]
+    warned = run_cli("migrate", "--config", str(ini), env={
+        "DATABASE_URL": pg_url, "ALEMBIC_DEPLOY_ON_DRIFT": "warn"})
+    assert warned.returncode == ExitCode.OK, warned
+    assert warned.one("heal.skipped")["findings"] == 1
+    assert "alembic_deploy_repairs" not in tables(pg_url)
+
+
+def test_plan_and_dry_run_print_repairs_without_touching_the_database(
+    pg_url: str, project: Project
+) -> None:
+    ini = project("linear")
+    upgrade_to(ini, pg_url, "head")
+    execute(pg_url, "DROP TABLE health_metrics")
+    before = physical(pg_url)
+    plan = run_cli("plan", "--config", str(ini), env={"DATABASE_URL": pg_url})
+    assert plan.returncode == ExitCode.OK, plan
+    assert "CREATE TABLE health_metrics" in plan.stdout
+    assert "FOREIGN KEY" in plan.stdout
+    dry = run_cli("migrate", "--dry-run", "--config", str(ini), env={"DATABASE_URL": pg_url})
+    assert dry.returncode == ExitCode.OK, dry
+    assert "CREATE TABLE health_metrics" in dry.stdout
+    assert physical(pg_url) == before
