@@ -115,14 +115,22 @@ class UnknownRevisionError(RevisionGraphError):
 class UnstampedDatabaseError(RevisionGraphError):
     """Tables exist but the version table is missing or empty."""
 
-    def __init__(self, tables: Sequence[str], version_table: str) -> None:
+    def __init__(
+        self,
+        tables: Sequence[str],
+        version_table: str,
+        *,
+        matched: str | None = None,
+        hint: str | None = None,
+    ) -> None:
         self.tables = tuple(tables)
         shown = ", ".join(self.tables[:5]) + (" ..." if len(self.tables) > 5 else "")
         super().__init__(
             f"database has {len(self.tables)} table(s) ({shown}) but no revision in "
-            f"{version_table}",
-            hint="stamp the revision this schema matches with `alembic stamp <revision>`, "
-            "then run again",
+            f"{version_table}" + (f"; {matched}" if matched else ""),
+            hint=hint
+            or "stamp the revision this schema matches with `alembic stamp <revision>`, or "
+            "run with --adopt",
         )
 
 

@@ -24,6 +24,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
+from runner.adopt import rank_revisions, stamp
 from runner.backends import Backend, backend_for
 from runner.config import (
     OnDrift,
@@ -40,13 +41,15 @@ from runner.errors import (
     ConnectionRefusedPermanentlyError,
     DriftError,
     PostUpgradeDriftError,
+    UnstampedDatabaseError,
 )
 from runner.expected import Expected, ExpectedSchemas, scope, snapshot_path
 from runner.heal import apply_repairs, plan_repairs, render_repairs, require_healable, row_checker
 from runner.logs import get_logger, reassert_stdlib_logging
 from runner.project import configured_url, database_url, load_config, load_scripts
 from runner.revisions import RevisionState, check_revisions, pending_revisions, read_db_heads
-from runner.shadow import ShadowUnavailable
+from runner.schema import reflect_schema
+from runner.shadow import ShadowUnavailable, excluded_tables
 from runner.snapshot import build_snapshot, file_checksums, load_snapshot
 from runner.upgrade import AppliedRevision, upgrade_to_head
 from runner.verify import Verification, verify_schema
@@ -131,8 +134,15 @@ def deploy(settings: Settings, report: DeployReport) -> DeployReport:
         with _step(report, "lock"):
             locker.acquire()
         stack.callback(locker.release)
-        with _step(report, "revisions"), engine.connect() as conn:
-            state = check_revisions(script, conn, settings)
+        with _step(report, "revisions"):
+            try:
+                with engine.connect() as conn:
+                    state = check_revisions(script, conn, settings)
+            except UnstampedDatabaseError as unstamped:
+                with _step(report, "adopt"):
+                    _adopt(config, script, engine, target.backend, settings, unstamped)
+                with engine.connect() as conn:
+                    state = check_revisions(script, conn, settings)
         report.db_heads_before = state.db_heads
         report.script_heads = state.script_heads
         report.pending = state.pending
@@ -177,6 +187,42 @@ def deploy(settings: Settings, report: DeployReport) -> DeployReport:
                         "from an earlier revision is repaired by `migrate` (self-heal)",
                     )
     return report
+
+
+def _adopt(
+    config: Config,
+    script: ScriptDirectory,
+    engine: Engine,
+    backend: Backend,
+    settings: Settings,
+    unstamped: UnstampedDatabaseError,
+) -> None:
+    """Stamp an unstamped database with the revision it physically matches (``--adopt``)."""
+    with engine.connect() as conn:
+        actual = reflect_schema(
+            conn, schemas=scope(settings), exclude_tables=excluded_tables(settings)
+        )
+    ranked = rank_revisions(config, script, engine, backend, settings, actual)
+    if not ranked:
+        raise unstamped
+    best = ranked[0]
+    how = "exactly" if best.exact else f"closest, {len(best.findings)} difference(s)"
+    log.info(
+        "adopt.matched",
+        revision=best.revision,
+        exact=best.exact,
+        findings=[f.to_dict() for f in best.findings],
+    )
+    if not settings.adopt:
+        raise UnstampedDatabaseError(
+            unstamped.tables,
+            settings.version_table,
+            matched=f"it physically matches revision {best.revision} ({how})",
+            hint=f"adopt it with `alembic-deploy migrate --adopt` (or ALEMBIC_DEPLOY_ADOPT=1), "
+            f"or stamp it yourself: alembic stamp {best.revision}",
+        )
+    with engine.begin() as conn:
+        stamp(conn, script, settings, best.revision)
 
 
 def _missing(findings: list[Finding]) -> list[Finding]:

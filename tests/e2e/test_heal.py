@@ -194,3 +194,26 @@ def test_plan_and_dry_run_print_repairs_without_touching_the_database(
     assert dry.returncode == ExitCode.OK, dry
     assert "CREATE TABLE health_metrics" in dry.stdout
     assert physical(pg_url) == before
+
+
+def test_unstamped_restored_database_is_adopted_at_the_matching_revision(
+    pg_url: str, project: Project, make_db: Callable[[], str]
+) -> None:
+    """Incident 5: a dump/restore lost alembic_version; the schema is revision 4's."""
+    ini = project("linear")
+    revisions = chain(ini)
+    upgrade_to(ini, pg_url, revisions[3])
+    execute(pg_url, "DROP TABLE alembic_version")
+    refused = run_cli("migrate", "--config", str(ini), env={"DATABASE_URL": pg_url})
+    assert refused.returncode == ExitCode.REVISION_GRAPH, refused
+    error = refused.one("revisions.refused")
+    assert f"matches revision {revisions[3]} (exactly)" in error["error"]
+    assert "--adopt" in error["hint"] and revisions[3] in error["hint"]
+    assert db_revisions(pg_url) == []
+
+    adopted = run_cli("migrate", "--config", str(ini), "--adopt",
+                      env={"DATABASE_URL": pg_url})
+    assert adopted.returncode == ExitCode.OK, adopted
+    assert adopted.one("adopt.stamped")["revision"] == revisions[3]
+    assert [e["revision"] for e in adopted.named("upgrade.revision_applied")] == revisions[4:]
+    assert physical(pg_url) == clean_head(ini, make_db)
