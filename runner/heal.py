@@ -140,17 +140,18 @@ def _index_elements(index: Index, table: Table) -> list[Any]:
 
 def _fk_op(table: Table, fk: ForeignKey) -> Callable[[Operations], None]:
     def create(op: Operations) -> None:
-        op.create_foreign_key(
-            fk.name,
-            table.name,
-            fk.referred_table,
-            list(fk.columns),
-            list(fk.referred_columns),
-            source_schema=table.schema,
-            referent_schema=fk.referred_schema,
-            ondelete=fk.ondelete,
-            onupdate=fk.onupdate,
-        )
+        # Batch mode "auto": a plain ALTER where the database has one (PostgreSQL), Alembic's
+        # copy-and-move where it has none (SQLite cannot ALTER constraints).
+        with op.batch_alter_table(table.name, schema=table.schema) as batch:
+            batch.create_foreign_key(
+                fk.name,
+                fk.referred_table,
+                list(fk.columns),
+                list(fk.referred_columns),
+                referent_schema=fk.referred_schema,
+                ondelete=fk.ondelete,
+                onupdate=fk.onupdate,
+            )
 
     return create
 
@@ -310,9 +311,8 @@ def _repair_for(
             return None
 
         def add_unique(op: Operations) -> None:
-            op.create_unique_constraint(
-                unique.name, table.name, list(unique.columns), schema=table.schema
-            )
+            with op.batch_alter_table(table.name, schema=table.schema) as batch:
+                batch.create_unique_constraint(unique.name, list(unique.columns))
 
         return [Repair(kind, table.qualified_name, _label(unique), (add_unique,), order=order)]
     if kind is FindingKind.MISSING_CHECK:
@@ -321,9 +321,8 @@ def _repair_for(
             return None
 
         def add_check(op: Operations) -> None:
-            op.create_check_constraint(
-                check.name, table.name, sa.text(check.sqltext), schema=table.schema
-            )
+            with op.batch_alter_table(table.name, schema=table.schema) as batch:
+                batch.create_check_constraint(check.name, sa.text(check.sqltext))
 
         return [Repair(kind, table.qualified_name, _label(check), (add_check,), order=order)]
     if kind is FindingKind.MISSING_FOREIGN_KEY:

@@ -160,3 +160,26 @@ def test_entrypoint_passes_arguments_untouched(containers: Containers) -> None:
     assert json.loads(logs(container, stderr=False).strip().splitlines()[-1]) == args
     exec_event = next(e for e in events(container) if e["event"] == "launch.exec")
     assert exec_event["argv"] == command
+
+
+def test_a_drifted_database_is_healed_by_the_container_start(
+    containers: Containers, pg_url: str
+) -> None:
+    """Stamped at head, but a table lost in a restore: the container's start re-creates it."""
+    from sqlalchemy import create_engine, inspect, text
+    from sqlalchemy.pool import NullPool
+
+    from tests.e2e.helpers import upgrade_to
+
+    upgrade_to(APP_INI, pg_url, "head")
+    engine = create_engine(pg_url, poolclass=NullPool)
+    with engine.begin() as conn:
+        conn.execute(text("DROP TABLE health_metrics"))
+    port = free_port()
+    container = containers.run(environment={"DATABASE_URL": pg_url, "PORT": str(port)})
+    assert wait_until_healthy(container, port)["status"] == "ok"
+    repaired = [e for e in events(container) if e["event"] == "heal.repair_applied"]
+    assert ("missing_table", "health_metrics") in {(e["kind"], e["object"]) for e in repaired}
+    with engine.connect() as conn:
+        assert inspect(conn).has_table("health_metrics")
+    engine.dispose()
