@@ -96,7 +96,8 @@ class _Tracker:
         )
         self.result.applied.append(applied)
         self.current = None
-        log.info(
+        emit = log.info if self.step == "upgrade" else log.debug
+        emit(
             f"{self.step}.revision_applied",
             revision=applied.revision,
             from_revisions=list(applied.down_revisions),
