@@ -186,6 +186,7 @@ def _print_status(settings: Settings, state: RevisionState, report: DeployReport
         "at_head": state.at_head,
         "expected_source": report.expected_source,
         "drift": drift,
+        "closest_revision": report.closest,
     }
     if settings.json:
         print(json.dumps(document, indent=2, sort_keys=True))
@@ -198,6 +199,8 @@ def _print_status(settings: Settings, state: RevisionState, report: DeployReport
     print(f"pending:              {len(state.pending)}{pending}")
     print(f"expected schema from: {report.expected_source}")
     print(f"drift:                {summarize(report.drift_before)}")
+    if report.closest:
+        print(f"stamped {', '.join(state.db_heads)}, physically closest to {report.closest}")
 
 
 def _dispatch(settings: Settings, report: DeployReport, started: float) -> int:

@@ -76,6 +76,8 @@ class DeployReport:
     #: ``--dry-run`` / ``plan``: the SQL the repairs would run, and what none can heal.
     repair_sql: list[str] = field(default_factory=list)
     unhealable: list[Finding] = field(default_factory=list)
+    #: ``status`` of a drifted database: the revision it physically matches best.
+    closest: str | None = None
 
 
 @contextmanager
@@ -337,6 +339,18 @@ def inspect_database(
                     verification = verify_schema(conn, expected, settings, stage="status")
                     report.expected_source = verification.source.value
                     report.drift_before = list(verification.findings)
+                    if verification.errors and verification.actual is not None:
+                        ranked = rank_revisions(
+                            config, script, engine, target.backend, settings, verification.actual
+                        )
+                        if ranked and (ranked[0].revision,) != db_heads:
+                            report.closest = ranked[0].revision
+                            log.info(
+                                "verify.closest_revision",
+                                stamped=list(db_heads),
+                                closest=ranked[0].revision,
+                                differences=len(ranked[0].findings),
+                            )
                     if with_repairs and expected.schema is not None and verification.actual:
                         repairs = plan_repairs(
                             verification.findings,

@@ -217,3 +217,22 @@ def test_unstamped_restored_database_is_adopted_at_the_matching_revision(
     assert adopted.one("adopt.stamped")["revision"] == revisions[3]
     assert [e["revision"] for e in adopted.named("upgrade.revision_applied")] == revisions[4:]
     assert physical(pg_url) == clean_head(ini, make_db)
+
+
+def test_status_names_the_revision_a_drifted_database_physically_matches(
+    pg_url: str, project: Project
+) -> None:
+    """Stamped at head, but the schema is revision 4's: status explains the wrong stamp."""
+    ini = project("linear")
+    revisions = chain(ini)
+    upgrade_to(ini, pg_url, revisions[3])
+    execute(pg_url, f"UPDATE alembic_version SET version_num = '{revisions[-1]}'")
+    import json
+
+    status = run_cli("status", "--json", "--config", str(ini), env={"DATABASE_URL": pg_url})
+    assert status.returncode == ExitCode.OK, status
+    document = json.loads(status.stdout)
+    assert document["closest_revision"] == revisions[3]
+    assert {f["kind"] for f in document["drift"]} >= {"missing_table", "missing_column"}
+    human = run_cli("status", "--config", str(ini), env={"DATABASE_URL": pg_url})
+    assert f"stamped {revisions[-1]}, physically closest to {revisions[3]}" in human.stdout
