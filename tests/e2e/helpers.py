@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from alembic.config import Config
 from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, inspect, text
 from sqlalchemy.pool import NullPool
+
+from runner.schema import Schema, reflect_schema
 
 
 def chain(ini: Path) -> list[str]:
@@ -80,3 +83,42 @@ def upgrade_to(ini: Path, url: str, revision: str) -> None:
     config = Config(str(ini))
     config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
     command.upgrade(config, revision)
+
+
+def physical(url: str) -> Schema:
+    engine = create_engine(url, poolclass=NullPool)
+    try:
+        with engine.connect() as conn:
+            return reflect_schema(
+                conn, exclude_tables=("alembic_version", "alembic_deploy_repairs")
+            )
+    finally:
+        engine.dispose()
+
+
+def execute(url: str, *statements: str) -> None:
+    engine = create_engine(url, poolclass=NullPool)
+    try:
+        with engine.begin() as conn:
+            for statement in statements:
+                conn.execute(text(statement))
+    finally:
+        engine.dispose()
+
+
+def ledger(url: str) -> list[tuple[str, str | None, str | None]]:
+    engine = create_engine(url, poolclass=NullPool)
+    try:
+        with engine.connect() as conn:
+            rows = conn.execute(
+                text("SELECT kind, table_name, object_name FROM alembic_deploy_repairs ORDER BY id")
+            )
+            return [tuple(row) for row in rows]  # type: ignore[misc]
+    finally:
+        engine.dispose()
+
+
+def clean_head(ini: Path, make_db: Callable[[], str]) -> Schema:
+    reference = make_db()
+    upgrade_to(ini, reference, "head")
+    return physical(reference)

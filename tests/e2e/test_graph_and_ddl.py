@@ -31,12 +31,14 @@ def test_multiple_unlabelled_heads_exit_6_naming_both(pg_url: str, project: Proj
 
 def test_allow_multiple_heads_upgrades_every_head(pg_url: str, project: Project) -> None:
     ini = project("branched")
-    result = run_cli("migrate", "--config", str(ini), "--allow-multiple-heads",
-                     env={"DATABASE_URL": pg_url})
+    result = run_cli(
+        "migrate", "--config", str(ini), "--allow-multiple-heads", env={"DATABASE_URL": pg_url}
+    )
     assert result.returncode == ExitCode.OK, result
     assert db_revisions(pg_url) == heads(ini)
-    again = run_cli("check", "--config", str(ini), "--allow-multiple-heads",
-                    env={"DATABASE_URL": pg_url})
+    again = run_cli(
+        "check", "--config", str(ini), "--allow-multiple-heads", env={"DATABASE_URL": pg_url}
+    )
     assert again.returncode == ExitCode.OK, again
 
 
@@ -107,13 +109,25 @@ def test_create_index_concurrently_does_not_deadlock_against_the_lock(
     pg_url: str, project: Project
 ) -> None:
     ini = project("linear")
-    _add_revision(ini, "ee0000000008", chain(ini)[-1], """
+    _add_revision(
+        ini,
+        "ee0000000008",
+        chain(ini)[-1],
+        """
         with op.get_context().autocommit_block():
             op.create_index("ix_files_filename_cc", "files", ["filename"],
                             postgresql_concurrently=True)
-    """)
-    result = run_cli("migrate", "--config", str(ini), "--ddl-lock-timeout", "5",
-                     env={"DATABASE_URL": pg_url}, timeout=120)
+    """,
+    )
+    result = run_cli(
+        "migrate",
+        "--config",
+        str(ini),
+        "--ddl-lock-timeout",
+        "5",
+        env={"DATABASE_URL": pg_url},
+        timeout=120,
+    )
     assert result.returncode == ExitCode.OK, result
     assert "ix_files_filename_cc" in indexes(pg_url, "files")
     assert db_revisions(pg_url) == ["ee0000000008"]
@@ -130,8 +144,16 @@ def test_ddl_lock_timeout_is_retried_then_succeeds(
     try:
         # A long read transaction: readers pass, but ALTER TABLE users must wait.
         blocker.execute(text("SELECT count(*) FROM users"))
-        runner = start_cli("migrate", "--config", str(ini), "--ddl-lock-timeout", "0.3",
-                           "--ddl-retries", "5", env={"DATABASE_URL": pg_url})
+        runner = start_cli(
+            "migrate",
+            "--config",
+            str(ini),
+            "--ddl-lock-timeout",
+            "0.3",
+            "--ddl-retries",
+            "5",
+            env={"DATABASE_URL": pg_url},
+        )
         retry = runner.wait_for_event("upgrade.lock_retry")  # type: ignore[attr-defined]
         assert retry["revision"] == revisions[4]
         assert "lock timeout" in retry["error"]
@@ -154,14 +176,23 @@ def test_ddl_lock_timeout_exhausting_retries_exits_8_at_the_last_good_revision(
     with engine.connect() as blocker:
         # A long read transaction: readers pass, but ALTER TABLE users must wait.
         blocker.execute(text("SELECT count(*) FROM users"))
-        result = run_cli("migrate", "--config", str(ini), "--ddl-lock-timeout", "0.2",
-                         "--ddl-retries", "1", env={"DATABASE_URL": pg_url})
+        result = run_cli(
+            "migrate",
+            "--config",
+            str(ini),
+            "--ddl-lock-timeout",
+            "0.2",
+            "--ddl-retries",
+            "1",
+            env={"DATABASE_URL": pg_url},
+        )
         blocker.rollback()
     engine.dispose()
     assert result.returncode == ExitCode.MIGRATION_FAILED, result
     assert len(result.named("upgrade.lock_retry")) == 1
     assert result.one("upgrade.failed")["error"].startswith(
-        f"migration failed in revision {revisions[4]}")
+        f"migration failed in revision {revisions[4]}"
+    )
     assert db_revisions(pg_url) == [revisions[3]]
 
 

@@ -2,73 +2,23 @@
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
-import pytest
-from sqlalchemy import create_engine, text
-from sqlalchemy.pool import NullPool
-
 from runner.errors import ExitCode
-from runner.schema import Schema, reflect_schema
-from tests.e2e.helpers import chain, db_revisions, tables, upgrade_to
+from tests.e2e.helpers import (
+    chain,
+    clean_head,
+    db_revisions,
+    execute,
+    ledger,
+    physical,
+    tables,
+    upgrade_to,
+)
 from tests.fixtures.cli import run_cli
 
 Project = Callable[[str], Path]
-
-
-@pytest.fixture
-def make_db(pg_cluster: object) -> Iterator[Callable[[], str]]:
-    """Extra fresh databases on the session cluster, dropped afterwards."""
-    made: list[str] = []
-
-    def make() -> str:
-        name = f"heal_{uuid.uuid4().hex[:10]}"
-        pg_cluster.create_database(name)  # type: ignore[attr-defined]
-        made.append(name)
-        return str(pg_cluster.url(name))  # type: ignore[attr-defined]
-
-    yield make
-    for name in made:
-        pg_cluster.drop_database(name)  # type: ignore[attr-defined]
-
-
-def physical(url: str) -> Schema:
-    engine = create_engine(url, poolclass=NullPool)
-    try:
-        with engine.connect() as conn:
-            return reflect_schema(conn, exclude_tables=("alembic_version",
-                                                        "alembic_deploy_repairs"))
-    finally:
-        engine.dispose()
-
-
-def execute(url: str, *statements: str) -> None:
-    engine = create_engine(url, poolclass=NullPool)
-    try:
-        with engine.begin() as conn:
-            for statement in statements:
-                conn.execute(text(statement))
-    finally:
-        engine.dispose()
-
-
-def ledger(url: str) -> list[tuple[str, str | None, str | None]]:
-    engine = create_engine(url, poolclass=NullPool)
-    try:
-        with engine.connect() as conn:
-            rows = conn.execute(text(
-                "SELECT kind, table_name, object_name FROM alembic_deploy_repairs ORDER BY id"))
-            return [tuple(row) for row in rows]  # type: ignore[misc]
-    finally:
-        engine.dispose()
-
-
-def clean_head(ini: Path, make_db: Callable[[], str]) -> Schema:
-    reference = make_db()
-    upgrade_to(ini, reference, "head")
-    return physical(reference)
 
 
 def test_missing_early_table_is_recreated_then_upgraded(
@@ -102,7 +52,9 @@ def test_dropped_foreign_key_is_healed(
     assert result.returncode == ExitCode.OK, result
     applied = result.one("heal.repair_applied")
     assert (applied["kind"], applied["object"]) == (
-        "missing_foreign_key", "fk_health_metrics_file_id_files")
+        "missing_foreign_key",
+        "fk_health_metrics_file_id_files",
+    )
     assert "FOREIGN KEY" in applied["ddl"]
     assert physical(pg_url) == clean_head(ini, make_db)
 
@@ -168,12 +120,17 @@ def test_on_drift_fail_and_warn(pg_url: str, project: Project) -> None:
     ini = project("linear")
     upgrade_to(ini, pg_url, "head")
     execute(pg_url, "DROP INDEX ix_health_metrics_file_id")
-    failed = run_cli("migrate", "--config", str(ini), "--on-drift", "fail",
-                     env={"DATABASE_URL": pg_url})
+    failed = run_cli(
+        "migrate", "--config", str(ini), "--on-drift", "fail", env={"DATABASE_URL": pg_url}
+    )
     assert failed.returncode == ExitCode.DRIFT, failed
     assert "ix_health_metrics_file_id" in failed.one("verify.failed")["error"]
-    warned = run_cli("migrate", "--config", str(ini), env={
-        "DATABASE_URL": pg_url, "ALEMBIC_DEPLOY_ON_DRIFT": "warn"})
+    warned = run_cli(
+        "migrate",
+        "--config",
+        str(ini),
+        env={"DATABASE_URL": pg_url, "ALEMBIC_DEPLOY_ON_DRIFT": "warn"},
+    )
     assert warned.returncode == ExitCode.OK, warned
     assert warned.one("heal.skipped")["findings"] == 1
     assert "alembic_deploy_repairs" not in tables(pg_url)
@@ -211,8 +168,7 @@ def test_unstamped_restored_database_is_adopted_at_the_matching_revision(
     assert "--adopt" in error["hint"] and revisions[3] in error["hint"]
     assert db_revisions(pg_url) == []
 
-    adopted = run_cli("migrate", "--config", str(ini), "--adopt",
-                      env={"DATABASE_URL": pg_url})
+    adopted = run_cli("migrate", "--config", str(ini), "--adopt", env={"DATABASE_URL": pg_url})
     assert adopted.returncode == ExitCode.OK, adopted
     assert adopted.one("adopt.stamped")["revision"] == revisions[3]
     assert [e["revision"] for e in adopted.named("upgrade.revision_applied")] == revisions[4:]

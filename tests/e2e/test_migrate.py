@@ -288,7 +288,11 @@ def test_transaction_pooler_is_refused_and_direct_url_is_used(
     assert "PgBouncer" in refused["error"] and "--direct-url" in refused["hint"]
     assert db_revisions(pg_url) == []
 
-    direct = run_cli("migrate", "--config", str(ini),
-                     env={"DATABASE_URL": pgbouncer_url, "DIRECT_DATABASE_URL": pg_url})
+    direct = run_cli(
+        "migrate",
+        "--config",
+        str(ini),
+        env={"DATABASE_URL": pgbouncer_url, "DIRECT_DATABASE_URL": pg_url},
+    )
     assert direct.returncode == ExitCode.OK, direct
     assert db_revisions(pg_url) == [chain(ini)[-1]]
