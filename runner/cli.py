@@ -213,7 +213,7 @@ def _dispatch(settings: Settings, report: DeployReport, started: float) -> int:
         print(plan_sql(settings, report), end="")
         return ExitCode.OK
     if settings.command in (Command.STATUS, Command.CHECK):
-        state = inspect_database(settings, report)
+        state = inspect_database(settings, report, explain=settings.command is Command.STATUS)
         if settings.command is Command.STATUS or settings.json:
             _print_status(settings, state, report)
         if settings.command is Command.CHECK:

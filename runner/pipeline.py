@@ -303,7 +303,11 @@ def _verify_heads(
 
 
 def inspect_database(
-    settings: Settings, report: DeployReport, *, with_repairs: bool = False
+    settings: Settings,
+    report: DeployReport,
+    *,
+    with_repairs: bool = False,
+    explain: bool = False,
 ) -> RevisionState:
     """Read-only: revision state and drift, refusing nothing (for ``status``/``check``)."""
     with _step(report, "config"):
@@ -339,7 +343,9 @@ def inspect_database(
                     verification = verify_schema(conn, expected, settings, stage="status")
                     report.expected_source = verification.source.value
                     report.drift_before = list(verification.findings)
-                    if verification.errors and verification.actual is not None:
+                    # Ranking every revision costs a replay of the graph without a snapshot:
+                    # only `status` explains a wrong stamp.
+                    if explain and verification.errors and verification.actual is not None:
                         ranked = rank_revisions(
                             config, script, engine, target.backend, settings, verification.actual
                         )
