@@ -159,13 +159,14 @@ def deploy(settings: Settings, report: DeployReport) -> DeployReport:
                 resolved = sources.resolve(stages)
                 # With nothing to apply, "after" is "before" (or "healed"): not verified twice.
                 expected_after = resolved[-1] if state.pending else None
-                with engine.connect() as conn:
-                    before = verify_schema(conn, resolved[0], settings, stage="before")
+                before = verify_schema(
+                    engine, target.backend, resolved[0], settings, stage="before"
+                )
                 report.expected_source = before.source.value
                 report.drift_before = list(before.findings)
             if _missing(before.findings):
                 with _step(report, "heal"):
-                    _heal(engine, settings, resolved[0], before, state, report)
+                    _heal(engine, target.backend, settings, resolved[0], before, state, report)
         if settings.dry_run:
             return report
         with _step(report, "upgrade"):
@@ -177,8 +178,9 @@ def deploy(settings: Settings, report: DeployReport) -> DeployReport:
         with _step(report, "verify_after"):
             _verify_heads(engine, settings, script, state, report)
             if expected_after is not None:
-                with engine.connect() as conn:
-                    after = verify_schema(conn, expected_after, settings, stage="after")
+                after = verify_schema(
+                    engine, target.backend, expected_after, settings, stage="after"
+                )
                 report.drift_after = list(after.findings)
                 missing = _missing(after.findings)
                 if missing and settings.on_drift is not OnDrift.WARN:
@@ -235,6 +237,7 @@ def _missing(findings: list[Finding]) -> list[Finding]:
 
 def _heal(
     engine: Engine,
+    backend: Backend,
     settings: Settings,
     expected: Expected,
     before: Verification,
@@ -266,8 +269,7 @@ def _heal(
         apply_repairs(conn, plan.repairs, stamped=state.db_heads)
     report.repairs = [repair.describe() for repair in plan.repairs]
     log.info("heal.finished", repairs=len(plan.repairs))
-    with engine.connect() as conn:
-        healed = verify_schema(conn, expected, settings, stage="healed")
+    healed = verify_schema(engine, backend, expected, settings, stage="healed")
     still = _missing(healed.findings)
     if still:
         raise DriftError(
@@ -339,8 +341,10 @@ def inspect_database(
                     config, script, engine, target.backend, settings, target.url
                 )
                 (expected,) = sources.resolve([db_heads])
+                verification = verify_schema(
+                    engine, target.backend, expected, settings, stage="status"
+                )
                 with engine.connect() as conn:
-                    verification = verify_schema(conn, expected, settings, stage="status")
                     report.expected_source = verification.source.value
                     report.drift_before = list(verification.findings)
                     # Ranking every revision costs a replay of the graph without a snapshot:

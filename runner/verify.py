@@ -3,22 +3,33 @@
 ``verify_schema`` is read-only. It logs ``verify.checked`` with the source and counts, one
 ``verify.drift_found`` per finding, and ``verify.skipped`` when no expected schema exists.
 Raises :class:`DriftError` (exit 7) only when ``--require-verify`` is set and nothing could
-be verified; what drift *means* (heal, fail, exit 9 after the upgrade) is the caller's call.
+be verified, and :class:`LockTimeoutError` (exit 5) when a table lock keeps the catalog
+unreadable; what drift *means* (heal, fail, exit 9 after the upgrade) is the caller's call.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from sqlalchemy import Connection
+from sqlalchemy import Engine
+from sqlalchemy.exc import DBAPIError
+from tenacity import (
+    RetryCallState,
+    Retrying,
+    retry_if_exception,
+    stop_after_attempt,
+    wait_exponential_jitter,
+)
 
+from runner.backends import Backend
 from runner.config import Settings
 from runner.drift import Finding, diff
-from runner.errors import DriftError
+from runner.errors import DriftError, LockTimeoutError
 from runner.expected import Expected, Source, scope
 from runner.logs import get_logger
 from runner.schema import Schema, reflect_schema
 from runner.shadow import excluded_tables
+from runner.wait import describe
 
 log = get_logger(__name__)
 
@@ -40,10 +51,52 @@ class Verification:
         return tuple(f for f in self.findings if f.severity == "error")
 
 
+def reflect_database(engine: Engine, backend: Backend, settings: Settings) -> Schema:
+    """Reflect the schemas in scope, waiting at most the DDL lock timeout per attempt.
+
+    Column reflection calls ``pg_get_expr``, which takes a share lock on each table: a session
+    holding ACCESS EXCLUSIVE (a long ALTER, VACUUM FULL) would block it for ever. So the
+    connection gets the DDL ``lock_timeout``, and a time-out is retried like a DDL one.
+    """
+
+    def before_retry(state: RetryCallState) -> None:
+        log.warning(
+            "verify.lock_retry",
+            attempt=state.attempt_number,
+            sleep_s=round(state.upcoming_sleep, 3),
+        )
+
+    retrying = Retrying(
+        stop=stop_after_attempt(settings.ddl_retries + 1),
+        wait=wait_exponential_jitter(initial=1, max=15, jitter=1),
+        retry=retry_if_exception(backend.is_ddl_lock_timeout),
+        before_sleep=before_retry,
+        reraise=True,
+    )
+    try:
+        for attempt in retrying:
+            with attempt, engine.connect() as conn:
+                backend.prepare_migration_connection(conn, settings)
+                return reflect_schema(
+                    conn, schemas=scope(settings), exclude_tables=excluded_tables(settings)
+                )
+    except DBAPIError as exc:
+        if not backend.is_ddl_lock_timeout(exc):
+            raise
+        raise LockTimeoutError(
+            f"reading the schema waited more than {settings.ddl_lock_timeout:g}s for a table "
+            f"lock, {settings.ddl_retries + 1} time(s): {describe(exc)}",
+            holder=None,
+            hint="a session holds an exclusive lock on a table (a long ALTER, VACUUM FULL); "
+            "find it in pg_locks / pg_stat_activity, or raise --ddl-lock-timeout",
+        ) from exc
+    raise AssertionError("unreachable")  # pragma: no cover - Retrying returns or raises
+
+
 def verify_schema(
-    conn: Connection, expected: Expected, settings: Settings, *, stage: str
+    engine: Engine, backend: Backend, expected: Expected, settings: Settings, *, stage: str
 ) -> Verification:
-    """Diff the database behind ``conn`` against ``expected``."""
+    """Diff the database behind ``engine`` against ``expected``."""
     if expected.schema is None:
         log.warning(
             "verify.skipped",
@@ -59,7 +112,7 @@ def verify_schema(
                 "drop --require-verify",
             )
         return Verification(Source.NONE)
-    actual = reflect_schema(conn, schemas=scope(settings), exclude_tables=excluded_tables(settings))
+    actual = reflect_database(engine, backend, settings)
     findings = tuple(diff(expected.schema, actual))
     for finding in findings:
         log.warning("verify.drift_found", stage=stage, **finding.to_dict())

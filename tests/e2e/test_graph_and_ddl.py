@@ -211,3 +211,20 @@ def test_check_and_status_report_pending_revisions(pg_url: str, project: Project
     assert document["script_heads"] == [revisions[-1]]
     assert document["pending"] == revisions[2:]
     assert db_revisions(pg_url) == [revisions[1]]  # read-only
+
+
+def test_a_table_lock_cannot_hang_verification(pg_url: str, project: Project) -> None:
+    """Reflection needs a share lock per table (pg_get_expr): an ACCESS EXCLUSIVE holder makes
+    it wait at most the DDL lock timeout per attempt, then exit 5 naming the cause."""
+    ini = project("linear")
+    upgrade_to(ini, pg_url, "head")
+    engine = create_engine(pg_url, poolclass=NullPool)
+    with engine.connect() as blocker:
+        blocker.execute(text("LOCK TABLE users IN ACCESS EXCLUSIVE MODE"))
+        result = run_cli("migrate", "--config", str(ini), "--ddl-lock-timeout", "0.2",
+                         "--ddl-retries", "1", "--no-shadow", env={"DATABASE_URL": pg_url})
+        blocker.rollback()
+    engine.dispose()
+    assert result.returncode == ExitCode.LOCK_TIMEOUT, result
+    assert len(result.named("verify.lock_retry")) == 1
+    assert "table lock" in result.one("lock.timed_out")["error"]
