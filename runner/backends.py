@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,13 @@ from sqlalchemy import Connection, Engine, text
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import NullPool
+from tenacity import (
+    RetryCallState,
+    Retrying,
+    retry_if_exception,
+    stop_after_attempt,
+    wait_exponential_jitter,
+)
 
 from runner.config import Settings
 from runner.lock import FileLocker, Locker, NullLocker, PostgresAdvisoryLocker
@@ -45,6 +53,18 @@ class Backend:
 
     def is_ddl_lock_timeout(self, exc: BaseException) -> bool:
         return False
+
+    def lock_retrying(
+        self, settings: Settings, before_sleep: Callable[[RetryCallState], None]
+    ) -> Retrying:
+        """Retry what failed on a DDL/table lock time-out, ``--ddl-retries`` times."""
+        return Retrying(
+            stop=stop_after_attempt(settings.ddl_retries + 1),
+            wait=wait_exponential_jitter(initial=1, max=15, jitter=1),
+            retry=retry_if_exception(self.is_ddl_lock_timeout),
+            before_sleep=before_sleep,
+            reraise=True,
+        )
 
 
 class PostgresBackend(Backend):

@@ -120,18 +120,29 @@ def _create_engine(target: _Target, settings: Settings) -> Engine:
         ) from exc
 
 
-def deploy(settings: Settings, report: DeployReport) -> DeployReport:
-    """Wait, lock, check revisions, upgrade, verify; release everything before returning."""
+def _connect(
+    settings: Settings, report: DeployReport, stack: ExitStack
+) -> tuple[_Target, Engine, Config, ScriptDirectory]:
+    """The common prologue: resolve the URL, wait for the database, load the scripts.
+
+    The engine is disposed by ``stack``.
+    """
     with _step(report, "config"):
         target = _target(settings)
+    engine = _create_engine(target, settings)
+    stack.callback(engine.dispose)
+    with _step(report, "wait"):
+        wait_for_database(engine, settings)
+    with _step(report, "scripts"):
+        config = load_config(settings)
+        script = load_scripts(config)
+    return target, engine, config, script
+
+
+def deploy(settings: Settings, report: DeployReport) -> DeployReport:
+    """Wait, lock, check revisions, upgrade, verify; release everything before returning."""
     with ExitStack() as stack:
-        engine = _create_engine(target, settings)
-        stack.callback(engine.dispose)
-        with _step(report, "wait"):
-            wait_for_database(engine, settings)
-        with _step(report, "scripts"):
-            config = load_config(settings)
-            script = load_scripts(config)
+        target, engine, config, script = _connect(settings, report, stack)
         locker = target.backend.locker(engine, engine.url, settings)
         with _step(report, "lock"):
             locker.acquire()
@@ -312,16 +323,8 @@ def inspect_database(
     explain: bool = False,
 ) -> RevisionState:
     """Read-only: revision state and drift, refusing nothing (for ``status``/``check``)."""
-    with _step(report, "config"):
-        target = _target(settings)
     with ExitStack() as stack:
-        engine = _create_engine(target, settings)
-        stack.callback(engine.dispose)
-        with _step(report, "wait"):
-            wait_for_database(engine, settings)
-        with _step(report, "scripts"):
-            config = load_config(settings)
-            script = load_scripts(config)
+        target, engine, config, script = _connect(settings, report, stack)
         with _step(report, "revisions"), engine.connect() as conn:
             db_heads, exists = read_db_heads(conn, settings)
         script_heads = tuple(sorted(script.get_heads()))

@@ -32,10 +32,6 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine
 from tenacity import (
     RetryCallState,
-    Retrying,
-    retry_if_exception,
-    stop_after_attempt,
-    wait_exponential_jitter,
 )
 
 from runner import defensive
@@ -259,13 +255,7 @@ def run_upgrade(
             sleep_s=round(retry_state.upcoming_sleep, 3),
         )
 
-    retrying = Retrying(
-        stop=stop_after_attempt(settings.ddl_retries + 1),
-        wait=wait_exponential_jitter(initial=1, max=15, jitter=1),
-        retry=retry_if_exception(backend.is_ddl_lock_timeout),
-        before_sleep=before_retry,
-        reraise=True,
-    )
+    retrying = backend.lock_retrying(settings, before_retry)
     try:
         with _environ(environ), defensive.defensive_operations(defensive_mode) as skipped:
             result.skipped = skipped

@@ -15,10 +15,6 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError
 from tenacity import (
     RetryCallState,
-    Retrying,
-    retry_if_exception,
-    stop_after_attempt,
-    wait_exponential_jitter,
 )
 
 from runner.backends import Backend
@@ -66,13 +62,7 @@ def reflect_database(engine: Engine, backend: Backend, settings: Settings) -> Sc
             sleep_s=round(state.upcoming_sleep, 3),
         )
 
-    retrying = Retrying(
-        stop=stop_after_attempt(settings.ddl_retries + 1),
-        wait=wait_exponential_jitter(initial=1, max=15, jitter=1),
-        retry=retry_if_exception(backend.is_ddl_lock_timeout),
-        before_sleep=before_retry,
-        reraise=True,
-    )
+    retrying = backend.lock_retrying(settings, before_retry)
     try:
         for attempt in retrying:
             with attempt, engine.connect() as conn:
