@@ -185,10 +185,11 @@ def _add_column(operations: Operations, op: ops.AddColumnOp, session: _Session) 
 def _create_index(operations: Operations, op: ops.CreateIndexOp, session: _Session) -> bool:
     name = _plain_name(op.index_name)
     insp = _inspector(operations)
+    # has_index is one catalog query; this runs for every index of every revision applied.
     if (
         name
         and insp.has_table(op.table_name, schema=op.schema)
-        and name in _named_objects(insp, op.table_name, op.schema)
+        and insp.has_index(op.table_name, name, schema=op.schema)
     ):
         _skip(session, "create_index", op.table_name, name, "already exists")
         return True

@@ -76,6 +76,8 @@ class Snapshot:
     tables: Mapping[str, Table]
     enums: Mapping[str, Enum]
     states: Mapping[str, tuple[tuple[str, ...], tuple[str, ...]]] = field(default_factory=dict)
+    #: Each state's base (its first parent's state) for the delta encoding of the file.
+    bases: Mapping[str, str | None] = field(default_factory=dict)
 
     def schema_for(self, heads: tuple[str, ...]) -> Schema | None:
         entry = self.states.get(state_key(heads))
@@ -95,26 +97,61 @@ class Snapshot:
         return sorted(rev for rev, digest in current.items() if self.checksums.get(rev) != digest)
 
     def to_json(self) -> str:
-        document = {
+        """Deterministic text: one line per table, enum and state, so diffs stay readable.
+
+        A state is stored as the tables and enums it adds to and drops from its base state
+        (its parent revision's), so a chain of N revisions costs O(N) in the file, not O(N²).
+        """
+        states = {}
+        for key, (tables, enums) in sorted(self.states.items()):
+            base = self.bases.get(key)
+            base_tables, base_enums = self.states.get(base, ((), ())) if base else ((), ())
+            states[key] = {
+                "base": base,
+                "tables+": sorted(set(tables) - set(base_tables)),
+                "tables-": sorted(set(base_tables) - set(tables)),
+                "enums+": sorted(set(enums) - set(base_enums)),
+                "enums-": sorted(set(base_enums) - set(enums)),
+            }
+        document: dict[str, Any] = {
             "format": FORMAT,
             "dialect": self.dialect,
             "server_version": self.server_version,
             "schemas": list(self.schemas),
             "checksums": dict(sorted(self.checksums.items())),
-            "states": {
-                key: {"tables": list(tables), "enums": list(enums)}
-                for key, (tables, enums) in sorted(self.states.items())
-            },
+            "states": states,
             "enums": {d: e.to_dict() for d, e in sorted(self.enums.items())},
             "tables": {d: t.to_dict() for d, t in sorted(self.tables.items())},
         }
-        return json.dumps(document, indent=1, sort_keys=False, ensure_ascii=False) + "\n"
+        return _layout(document)
 
     @classmethod
     def from_json(cls, text: str) -> Snapshot:
         data: dict[str, Any] = json.loads(text)
         if data.get("format") != FORMAT:
             raise ValueError(f"unknown snapshot format {data.get('format')!r}")
+        encoded: dict[str, dict[str, Any]] = data["states"]
+        states: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {}
+
+        def resolve(key: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+            chain = []
+            while key not in states:  # iterative: chains can be thousands long
+                chain.append(key)
+                base = encoded[key]["base"]
+                if base is None:
+                    break
+                key = base
+            for item in reversed(chain):
+                entry = encoded[item]
+                tables, enums = states[entry["base"]] if entry["base"] else ((), ())
+                states[item] = (
+                    tuple(sorted((set(tables) | set(entry["tables+"])) - set(entry["tables-"]))),
+                    tuple(sorted((set(enums) | set(entry["enums+"])) - set(entry["enums-"]))),
+                )
+            return states[chain[0]] if chain else states[key]
+
+        for key in encoded:
+            resolve(key)
         return cls(
             dialect=data["dialect"],
             server_version=data["server_version"],
@@ -122,11 +159,33 @@ class Snapshot:
             checksums=data["checksums"],
             tables={d: Table.from_dict(t) for d, t in data["tables"].items()},
             enums={d: Enum.from_dict(e) for d, e in data["enums"].items()},
-            states={
-                key: (tuple(entry["tables"]), tuple(entry["enums"]))
-                for key, entry in data["states"].items()
-            },
+            states=states,
+            bases={key: entry["base"] for key, entry in encoded.items()},
         )
+
+
+def _layout(document: dict[str, Any]) -> str:
+    """JSON with one line per top-level key and per entry of the big mappings."""
+
+    def compact(value: Any) -> str:
+        return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+    lines = ["{"]
+    keys = list(document)
+    for index, key in enumerate(keys):
+        comma = "," if index < len(keys) - 1 else ""
+        value = document[key]
+        if isinstance(value, dict) and value:
+            lines.append(f"{compact(key)}:{{")
+            entries = list(value.items())
+            for position, (name, item) in enumerate(entries):
+                more = "," if position < len(entries) - 1 else ""
+                lines.append(f"{compact(name)}:{compact(item)}{more}")
+            lines.append("}" + comma)
+        else:
+            lines.append(f"{compact(key)}:{compact(value)}{comma}")
+    lines.append("}")
+    return "\n".join(lines) + "\n"
 
 
 def load_snapshot(path: Path) -> Snapshot | None:
@@ -175,6 +234,7 @@ def build_snapshot(
     tables: dict[str, Table] = {}
     enums: dict[str, Enum] = {}
     states: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {}
+    bases: dict[str, str | None] = {}
     server_version = ".".join(str(p) for p in (engine.dialect.server_version_info or ())[:1])
     excluded = excluded_tables(settings)
 
@@ -222,6 +282,9 @@ def build_snapshot(
             )
             applied = needed
             record(state_key((revision,)), shadow)
+            parents = script.get_revision(revision).down_revision
+            first = parents[0] if isinstance(parents, tuple | list) else parents
+            bases[state_key((revision,))] = first if first in states else None
         heads = tuple(sorted(script.get_heads()))
         if len(heads) > 1:
             stack.close()
@@ -238,6 +301,7 @@ def build_snapshot(
                 step="shadow",
             )
             record(state_key(heads), shadow)
+            bases[state_key(heads)] = state_key((heads[0],))
     finally:
         stack.close()
     snapshot = Snapshot(
@@ -248,6 +312,7 @@ def build_snapshot(
         tables=tables,
         enums=enums,
         states=states,
+        bases=bases,
     )
     log.info("snapshot.built", revisions=len(states), tables=len(tables), enums=len(enums))
     return snapshot
