@@ -170,6 +170,9 @@ def _summary(settings: Settings, report: DeployReport, code: int, started: float
         script_heads=list(report.script_heads),
         applied=[a.revision for a in report.applied],
         skipped_operations=report.skipped_operations,
+        expected_source=report.expected_source,
+        drift_found=len(report.drift_before),
+        repairs=report.repairs,
         steps_ms=report.steps_ms,
         duration_ms=round((time.perf_counter() - started) * 1000, 1),
     )

@@ -1,9 +1,10 @@
-"""The pipeline: config, wait, lock, revisions, upgrade, verify; each step timed.
+"""The pipelines: each step timed (``step.finished``), no step calling another.
 
-``deploy()`` is ``migrate`` (and ``run`` before its exec). ``inspect_database()`` is the
-read-only half used by ``status`` and ``check``. Both own the engine and the lock in one
-``ExitStack``, so that the lock is released and the engine disposed before ``run`` execs the
-app. Steps receive what they need as arguments; no step calls another.
+``deploy()`` is ``migrate`` (and ``run`` before its exec): config, wait, scripts, lock,
+revisions (adopting an unstamped database with ``--adopt``), verify, heal, upgrade, verify
+again. ``inspect_database()`` is the read-only half behind ``status``, ``check``, ``plan`` and
+``--dry-run``; ``write_snapshot()`` is ``snapshot``. They own the engine and the lock in one
+``ExitStack``, so the lock is released and the engine disposed before ``run`` execs the app.
 
 Raises whatever the steps raise (all :class:`~runner.errors.DeployError` subclasses).
 """
