@@ -71,3 +71,11 @@ def test_env_py_shapes() -> None:
     assert "engine_from_config" in env("linear_stock")
     assert 'os.environ["DATABASE_URL"]' in env("linear_envurl")
     assert "get_main_option" not in env("linear_envurl")
+
+
+def test_example_app_runs_the_linear_migrations() -> None:
+    """The example app ships its own copy (the image needs it); it must not drift apart."""
+    original = PROJECTS["linear"].path
+    app = Path(__file__).resolve().parents[2] / "examples" / "app"
+    assert _files(original / "migrations" / "versions") == _files(app / "migrations" / "versions")
+    assert (original / "models.py").read_bytes() == (app / "models.py").read_bytes()
