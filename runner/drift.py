@@ -29,9 +29,9 @@ from runner.schema import (
     Table,
     TableKey,
     UniqueConstraint,
-    comparable_default,
     qualified_name,
 )
+from runner.sqltext import comparable_default
 
 
 class FindingKind(StrEnum):

@@ -23,14 +23,8 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Engine
 
 from runner.drift import Finding, FindingKind, diff, summarize
-from runner.schema import (
-    Schema,
-    normalize_default,
-    normalize_sql,
-    reflect_schema,
-    schema_from_metadata,
-    table_digest,
-)
+from runner.schema import Schema, reflect_schema, schema_from_metadata, table_digest
+from runner.sqltext import normalize_default, normalize_sql
 from tests.projects import LINEAR_HEAD, LINEAR_REVISIONS, copy_project
 
 # Tables of the linear project after each revision.
