@@ -207,8 +207,8 @@ _CONSTRAINT_OPERATION = {
 @_replace(ops.AddConstraintOp, toimpl.create_constraint)
 def _create_constraint(operations: Operations, op: ops.AddConstraintOp, session: _Session) -> bool:
     constraint = op.to_constraint(operations.migration_context)
-    table = constraint.table.name  # type: ignore[attr-defined]
-    schema = constraint.table.schema  # type: ignore[attr-defined]
+    table = constraint.table.name
+    schema = constraint.table.schema
     kind = next(
         (n for c, n in _CONSTRAINT_OPERATION.items() if isinstance(constraint, c)),
         "create_constraint",

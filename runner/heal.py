@@ -20,13 +20,14 @@ from __future__ import annotations
 import io
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import sqlalchemy as sa
 from alembic.operations import Operations
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Connection
 from sqlalchemy.dialects import postgresql
+from sqlalchemy.dialects.postgresql.base import PGIdentifierPreparer
 from sqlalchemy.dialects.postgresql.named_types import CreateEnumType
 from sqlalchemy.types import UserDefinedType
 
@@ -338,7 +339,7 @@ def _enum_values_op(enum: Enum, have: Enum) -> Callable[[Operations], None]:
 
     def add_values(op: Operations) -> None:
         dialect = op.get_context().dialect
-        preparer = dialect.identifier_preparer
+        preparer = cast(PGIdentifierPreparer, dialect.identifier_preparer)  # enums: PG only
         type_name = preparer.format_type(postgresql.ENUM(name=enum.name, schema=enum.schema))
         present = list(have.values)
         for position, value in enumerate(enum.values):

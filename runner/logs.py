@@ -132,9 +132,9 @@ def reassert_stdlib_logging() -> None:
         logger.handlers[:] = []
         logger.propagate = True
         logger.setLevel(level)
-    for logger in logging.root.manager.loggerDict.values():
-        if isinstance(logger, logging.Logger):
-            logger.disabled = False
+    for known in logging.root.manager.loggerDict.values():
+        if isinstance(known, logging.Logger):
+            known.disabled = False
 
 
 def flush() -> None:
@@ -148,4 +148,4 @@ def flush() -> None:
 
 def get_logger(name: str) -> structlog.typing.FilteringBoundLogger:
     """A module-level logger (a lazy proxy; configuration may come later)."""
-    return structlog.get_logger(name)  # type: ignore[no-any-return]
+    return structlog.get_logger(name)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import io
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -242,7 +242,7 @@ def _adopt(
         stamp(conn, script, settings, best.revision)
 
 
-def _missing(findings: list[Finding]) -> list[Finding]:
+def _missing(findings: Sequence[Finding]) -> list[Finding]:
     """Findings of objects that should exist and do not (what healing is about)."""
     return [f for f in findings if f.healable or f.kind is FindingKind.MISSING_PRIMARY_KEY]
 

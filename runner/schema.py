@@ -618,7 +618,7 @@ def _reflected_index(
     item: Mapping[str, Any], dialect: Dialect, table: str, catalog: _Catalog
 ) -> Index:
     names: list[str | None] = list(item["column_names"])
-    expressions: list[str] = list(item.get("expressions") or names)
+    expressions: list[str] = [str(e) for e in item.get("expressions") or names]
     options = item.get("dialect_options") or {}
     predicate = options.get(f"{dialect.name}_where")
     return Index(
@@ -662,7 +662,7 @@ def schema_from_metadata(metadata: MetaData, dialect: Dialect) -> Schema:
     """The schema ``metadata.create_all`` would build on ``dialect``, normalised like
     :func:`reflect_schema`. Enums are those used by columns (native enums only)."""
     rules = _rules_for(dialect)
-    ddl = dialect.ddl_compiler(dialect, None)
+    ddl = dialect.ddl_compiler(dialect, None)  # type: ignore[arg-type]  # renders fragments only
     tables: dict[TableKey, Table] = {}
     enums: dict[TableKey, Enum] = {}
     for table in metadata.tables.values():

@@ -93,7 +93,7 @@ def _given_shadow(url: URL, backend: Backend, settings: Settings) -> Iterator[UR
         with engine.begin() as conn:
             if conn.dialect.name == "postgresql":
                 insp = inspect(conn)
-                schema = insp.default_schema_name
+                schema = insp.default_schema_name or "public"
                 conn.execute(DropSchema(schema, cascade=True, if_exists=True))
                 conn.execute(CreateSchema(schema))
             else:
