@@ -55,6 +55,8 @@ class FindingKind(StrEnum):
     CHANGED_TYPE = "changed_type"
     CHANGED_NULLABLE = "changed_nullable"
     CHANGED_DEFAULT = "changed_default"
+    CHANGED_INDEX = "changed_index"
+    CHANGED_CONSTRAINT = "changed_constraint"
     INVALID_INDEX = "invalid_index"
     UNVALIDATED_CONSTRAINT = "unvalidated_constraint"
 
@@ -68,6 +70,8 @@ _WARNINGS = frozenset(
     {
         FindingKind.CHANGED_NULLABLE,
         FindingKind.CHANGED_DEFAULT,
+        FindingKind.CHANGED_INDEX,
+        FindingKind.CHANGED_CONSTRAINT,
         FindingKind.UNVALIDATED_CONSTRAINT,
     }
 )
@@ -317,6 +321,9 @@ def _diff_indexes(table: str, expected: Sequence[Index], actual: Sequence[Index]
         for index in missing
     ]
     for want, have in pairs:
+        if _describe(want) != _describe(have):
+            detail = f"expected {_describe(want)}, found {_describe(have)}"
+            findings.append(Finding(FindingKind.CHANGED_INDEX, table, _label(have), detail))
         if want.valid and not have.valid:
             detail = f"{_describe(have)} is INVALID (a failed CREATE INDEX CONCURRENTLY?)"
             findings.append(Finding(FindingKind.INVALID_INDEX, table, _label(have), detail))
@@ -351,6 +358,17 @@ class _ConstraintDiff:
             Finding(self.missing, table, _label(item), f"expected {_describe(item)}")
             for item in missing
         ]
+        # Same name, other definition (e.g. ON DELETE CASCADE lost, CHECK rewritten).
+        findings.extend(
+            Finding(
+                FindingKind.CHANGED_CONSTRAINT,
+                table,
+                _label(have),
+                f"expected {_describe(want)}, found {_describe(have)}",
+            )
+            for want, have in pairs
+            if _describe(want) != _describe(have)
+        )
         findings.extend(
             Finding(
                 FindingKind.UNVALIDATED_CONSTRAINT,

@@ -204,6 +204,27 @@ CASES: dict[FindingKind, tuple[Callable[[], Schema], str | None, str | None]] = 
         "users",
         "created_at",
     ),
+    FindingKind.CHANGED_INDEX: (
+        lambda: schema(
+            replace_table(USERS, indexes=(Index("ix_users_name", ("name", "email")),)),
+            FILES,
+        ),
+        "users",
+        "ix_users_name",
+    ),
+    FindingKind.CHANGED_CONSTRAINT: (
+        lambda: schema(
+            USERS,
+            replace_table(
+                FILES,
+                foreign_keys=(
+                    ForeignKey("fk_files_user_id_users", ("user_id",), None, "users", ("id",)),
+                ),
+            ),
+        ),
+        "files",
+        "fk_files_user_id_users",
+    ),
     FindingKind.INVALID_INDEX: (
         lambda: schema(
             replace_table(USERS, indexes=(Index("ix_users_name", ("name",), valid=False),)),
@@ -245,6 +266,8 @@ def test_severity_and_healable_follow_the_kind(kind: FindingKind) -> None:
     is_warning = kind.startswith("extra_") or kind in {
         FindingKind.CHANGED_NULLABLE,
         FindingKind.CHANGED_DEFAULT,
+        FindingKind.CHANGED_INDEX,
+        FindingKind.CHANGED_CONSTRAINT,
         FindingKind.UNVALIDATED_CONSTRAINT,
     }
     assert finding.severity == (Severity.WARNING if is_warning else Severity.ERROR)
