@@ -116,3 +116,19 @@ def test_missing_directory_is_a_permanent_error(tmp_path: Path, project: Project
                      env={"DATABASE_URL": url})
     assert result.returncode == ExitCode.CONNECTION_REFUSED, result
     assert result.named("wait.retrying") == []
+
+
+def test_defensive_operations_on_sqlite(project: Project) -> None:
+    """A column a later revision adds already exists: skipped, not DuplicateColumn."""
+    from tests.e2e.helpers import upgrade_to
+
+    ini = project("linear")
+    url = f"sqlite:///{_db(ini)}"
+    upgrade_to(ini, url, chain(ini)[3])
+    with sqlite3.connect(_db(ini)) as conn:
+        conn.execute("ALTER TABLE users ADD COLUMN last_login_at DATETIME")
+    result = run_cli("migrate", "--config", str(ini))
+    assert result.returncode == ExitCode.OK, result
+    skipped = result.one("upgrade.operation_skipped")
+    assert (skipped["operation"], skipped["object"]) == ("add_column", "last_login_at")
+    assert _revision(_db(ini)) == [chain(ini)[-1]]
