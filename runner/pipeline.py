@@ -48,7 +48,13 @@ from runner.expected import Expected, ExpectedSchemas, scope, snapshot_path
 from runner.heal import apply_repairs, plan_repairs, render_repairs, require_healable, row_checker
 from runner.logs import get_logger, reassert_stdlib_logging
 from runner.project import configured_url, database_url, load_config, load_scripts
-from runner.revisions import RevisionState, check_revisions, pending_revisions, read_db_heads
+from runner.revisions import (
+    RevisionState,
+    check_revisions,
+    pending_revisions,
+    read_db_heads,
+    unknown_revisions,
+)
 from runner.schema import reflect_schema
 from runner.shadow import ShadowUnavailable, excluded_tables
 from runner.snapshot import build_snapshot, file_checksums, load_snapshot
@@ -329,12 +335,7 @@ def inspect_database(
         with _step(report, "revisions"), engine.connect() as conn:
             db_heads, exists = read_db_heads(conn, settings)
         script_heads = tuple(sorted(script.get_heads()))
-        unknown = []
-        for head in db_heads:
-            try:
-                script.get_revision(head)
-            except Exception:
-                unknown.append(head)
+        unknown = unknown_revisions(script, db_heads)
         pending = () if unknown else pending_revisions(script, db_heads, "heads")
         report.db_heads_before = report.db_heads_after = db_heads
         report.script_heads = script_heads

@@ -86,27 +86,39 @@ def pending_revisions(
     return tuple(reversed([rev.revision for rev in revisions]))
 
 
-def check_revisions(script: ScriptDirectory, conn: Connection, settings: Settings) -> RevisionState:
-    """Read both sides and decide; see the module docstring for what is refused."""
-    script_heads = tuple(sorted(script.get_heads()))
-    db_heads, table_exists = read_db_heads(conn, settings)
-    target = "head"
-    if len(script_heads) > 1:
-        labelled = _labelled_heads(script, script_heads)
-        if labelled:
-            log.info("revisions.branches_labelled", heads=labelled)
-        elif settings.allow_multiple_heads:
-            log.warning("revisions.multiple_heads_allowed", heads=list(script_heads))
-        else:
-            raise MultipleHeadsError(script_heads)
-        target = "heads"
-
+def unknown_revisions(script: ScriptDirectory, db_heads: tuple[str, ...]) -> list[str]:
+    """Stamped revisions the scripts do not contain."""
     unknown = []
     for head in db_heads:
         try:
             script.get_revision(head)
         except (CommandError, RevisionError):
             unknown.append(head)
+    return unknown
+
+
+def upgrade_target(
+    script: ScriptDirectory, script_heads: tuple[str, ...], settings: Settings
+) -> str:
+    """``head``, or ``heads`` when several heads are labelled or allowed; else refuse."""
+    if len(script_heads) <= 1:
+        return "head"
+    labelled = _labelled_heads(script, script_heads)
+    if labelled:
+        log.info("revisions.branches_labelled", heads=labelled)
+    elif settings.allow_multiple_heads:
+        log.warning("revisions.multiple_heads_allowed", heads=list(script_heads))
+    else:
+        raise MultipleHeadsError(script_heads)
+    return "heads"
+
+
+def check_revisions(script: ScriptDirectory, conn: Connection, settings: Settings) -> RevisionState:
+    """Read both sides and decide; see the module docstring for what is refused."""
+    script_heads = tuple(sorted(script.get_heads()))
+    db_heads, table_exists = read_db_heads(conn, settings)
+    target = upgrade_target(script, script_heads, settings)
+    unknown = unknown_revisions(script, db_heads)
     if unknown:
         if not settings.allow_unknown_revision:
             raise UnknownRevisionError(unknown)
