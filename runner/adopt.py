@@ -2,29 +2,25 @@
 
 For a database with tables but no revision (a dump/restore, ``metadata.create_all``) and for
 explaining a wrong stamp: compare the reflected schema with the expected schema of every
-revision (from a usable snapshot, else from a snapshot built now by replaying the graph into
-a scratch database) and rank them by the number of differences.
+revision (:meth:`ExpectedSchemas.every_revision`, which honours ``--no-shadow``) and rank them
+by the number of differences.
 
-``stamp`` writes the adopted revision into the version table. Raises nothing of its own;
-the caller decides between adopting (``--adopt``) and refusing (exit 6).
+``stamp`` writes the adopted revision into the version table, through Alembic in a worker.
+Raises nothing of its own; the caller decides between adopting (``--adopt``) and refusing
+(exit 6).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, Engine
-
-from runner.backends import Backend
-from runner.config import Settings
+from runner.deployment import Deployment, job, worker_environ
 from runner.drift import Finding, diff
-from runner.expected import scope, snapshot_path
+from runner.errors import MigrationFailedError
+from runner.expected import ExpectedSchemas
 from runner.logs import get_logger
 from runner.schema import Schema
-from runner.snapshot import build_snapshot, file_checksums, load_snapshot
+from runner.supervise import Supervisor, WorkerFailed
 
 log = get_logger(__name__)
 
@@ -45,43 +41,45 @@ class Match:
         return sum(1 for f in self.findings if f.severity == "error")
 
 
-def rank_revisions(
-    config: Config,
-    script: ScriptDirectory,
-    engine: Engine,
-    backend: Backend,
-    settings: Settings,
-    actual: Schema,
-) -> list[Match]:
+def rank_revisions(expected: ExpectedSchemas, actual: Schema) -> list[Match]:
     """Every revision ranked by closeness to ``actual``: fewest errors, then fewest findings,
-    then the latest revision first."""
-    snapshot = load_snapshot(snapshot_path(settings))
-    if (
-        snapshot is None
-        or snapshot.dialect != engine.dialect.name
-        or snapshot.edited(file_checksums(script))
-    ):
-        log.info("adopt.replaying", reason="no usable snapshot")
-        snapshot = build_snapshot(config, script, engine, backend, settings, scope(settings))
-    order = [rev.revision for rev in reversed(list(script.walk_revisions()))]
+    then the latest revision first. Empty when no schema per revision can be had."""
+    snapshot = expected.every_revision()
+    if snapshot is None:
+        return []
+    order = expected.dep.graph.topological()
     position = {rev: index for index, rev in enumerate(order)}
     matches = []
     for revision in order:
-        expected = snapshot.schema_for((revision,))
-        if expected is not None:
-            matches.append(Match(revision, tuple(diff(expected, actual))))
+        schema = snapshot.schema_for((revision,))
+        if schema is not None:
+            matches.append(Match(revision, tuple(diff(schema, actual))))
     matches.sort(key=lambda m: (m.errors, len(m.findings), -position[m.revision]))
     return matches
 
 
-def stamp(conn: Connection, script: ScriptDirectory, settings: Settings, revision: str) -> None:
-    """Write ``revision`` into the (possibly new) version table, in the caller's transaction."""
-    context = MigrationContext.configure(
-        conn,
-        opts={
-            "version_table": settings.version_table,
-            "version_table_schema": settings.version_table_schema,
-        },
-    )
-    context.stamp(script, revision)
+def stamp(dep: Deployment, revision: str) -> None:
+    """Write ``revision`` into the (possibly new) version table."""
+    settings = dep.settings
+    supervisor = Supervisor(step="stamp", debug=settings.debug)
+    try:
+        supervisor.run(
+            job(
+                "stamp",
+                settings,
+                dep.database,
+                tag=supervisor.tag,
+                revision=revision,
+                version_table=settings.version_table,
+                version_table_schema=settings.version_table_schema,
+            ),
+            worker_environ(settings, dep.database),
+        )
+    except WorkerFailed as failed:
+        raise MigrationFailedError(
+            f"cannot stamp revision {revision}: {failed.error}",
+            revision=revision,
+            applied=[],
+            traceback=failed.traceback,
+        ) from None
     log.info("adopt.stamped", revision=revision)

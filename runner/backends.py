@@ -1,21 +1,31 @@
 """The dialect seam: everything that differs between PostgreSQL and SQLite, in one place.
 
-Steps never test ``dialect.name``; they ask the :class:`Backend` for the engine options, the
-lock, the environment that migration connections need, and how to recognise a DDL lock
-time-out. Raises nothing itself.
+Steps never test ``dialect.name``; they ask the :class:`Backend`: the one engine factory (a
+driver that cannot load is exit 4 from every command), the migration lock, scratch databases
+for shadow replay, session settings and the environment for migration connections (the DDL
+``lock_timeout``), how to cancel a worker's server sessions, how a DDL lock time-out looks, and
+where a snapshot is built. A URL is resolved once, into a :class:`Database`.
+
+Raises :class:`~runner.errors.ConfigError` (exit 2) for a dialect with no lock implementation,
+:class:`~runner.errors.ConnectionRefusedPermanentlyError` (exit 4) for a driver that cannot be
+loaded, and :class:`ShadowUnavailable` when no scratch database can be had.
 """
 
 from __future__ import annotations
 
 import math
 import os
-from collections.abc import Callable
+import tempfile
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, text
-from sqlalchemy.engine import URL
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy import Connection, Engine, create_engine, text
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
 from sqlalchemy.pool import NullPool
 from tenacity import (
     RetryCallState,
@@ -25,14 +35,24 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
-from runner.config import Settings
+from runner.config import Settings, masked_url, register_url_secret, render_url, resolve_url
+from runner.errors import ConfigError, ConnectionRefusedPermanentlyError
 from runner.lock import FileLocker, Locker, NullLocker, PostgresAdvisoryLocker
+from runner.logs import get_logger
+
+log = get_logger(__name__)
 
 APPLICATION_NAME = "alembic-deploy"
+#: Prefix of the scratch databases the runner creates (recognised and removed later).
+SCRATCH_PREFIX = "alembic_deploy_shadow_"
+
+
+class ShadowUnavailable(Exception):
+    """No scratch database could be created (privileges, dialect)."""
 
 
 class Backend:
-    """Defaults for a database we know nothing special about (no lock)."""
+    """What every supported dialect provides; subclasses fill in the differences."""
 
     name = "generic"
 
@@ -41,15 +61,35 @@ class Backend:
         # server restart while we wait, and the lock connection is never shared.
         return {"poolclass": NullPool}
 
+    def worker_engine_kwargs(self, settings: Settings, tag: str) -> dict[str, Any]:
+        """Engine options for the worker's connection (JSON-serialisable)."""
+        return {}
+
     def locker(self, engine: Engine, url: URL, settings: Settings) -> Locker:
-        return NullLocker()
+        raise NotImplementedError
 
     def migration_environ(self, settings: Settings) -> dict[str, str]:
         """Environment variables for connections that env.py opens itself."""
         return {}
 
-    def prepare_migration_connection(self, conn: Connection, settings: Settings) -> None:
-        """Session settings for the connection handed to env.py (after the lock is held)."""
+    def session_sql(self, settings: Settings) -> list[dict[str, Any]]:
+        """Statements (with parameters) that prepare a migration or reflection connection."""
+        return []
+
+    def prepare(self, conn: Connection, settings: Settings) -> None:
+        """Run :meth:`session_sql` on one of the runner's own connections."""
+        for statement in self.session_sql(settings):
+            conn.execute(text(statement["sql"]), statement.get("params", {}))
+        if conn.in_transaction():
+            conn.commit()
+
+    def cancel_sessions(self, engine: Engine, pids: list[int], tag: str, terminate: bool) -> None:
+        """Cancel (or terminate) the server sessions of a worker; nothing to do by default."""
+
+    def identity(self, conn: Connection) -> dict[str, Any]:
+        """Which database a connection is on (the replay's commit gate compares these)."""
+        database = conn.engine.url.database
+        return {"database": os.path.realpath(database) if database else None}
 
     def is_ddl_lock_timeout(self, exc: BaseException) -> bool:
         return False
@@ -66,18 +106,28 @@ class Backend:
             reraise=True,
         )
 
+    @contextmanager
+    def scratch_database(self, engine: Engine) -> Iterator[URL]:
+        """An empty database to replay into, removed afterwards."""
+        raise ShadowUnavailable(f"no shadow replay for {self.name}")
+        yield  # pragma: no cover
+
 
 class PostgresBackend(Backend):
     name = "postgresql"
 
     def engine_kwargs(self, settings: Settings) -> dict[str, Any]:
-        connect_timeout = max(2, math.ceil(min(settings.wait_timeout, 10.0)))
         return {
             **super().engine_kwargs(settings),
             "connect_args": {
-                "connect_timeout": connect_timeout,
+                "connect_timeout": _connect_timeout(settings),
                 "application_name": APPLICATION_NAME,
             },
+        }
+
+    def worker_engine_kwargs(self, settings: Settings, tag: str) -> dict[str, Any]:
+        return {
+            "connect_args": {"connect_timeout": _connect_timeout(settings), "application_name": tag}
         }
 
     def locker(self, engine: Engine, url: URL, settings: Settings) -> Locker:
@@ -92,14 +142,39 @@ class PostgresBackend(Backend):
             options = f"{options} -c lock_timeout={millis}".strip()
         return {"PGOPTIONS": options} if options else {}
 
-    def prepare_migration_connection(self, conn: Connection, settings: Settings) -> None:
-        if settings.ddl_lock_timeout > 0:
-            millis = int(settings.ddl_lock_timeout * 1000)
+    def session_sql(self, settings: Settings) -> list[dict[str, Any]]:
+        if settings.ddl_lock_timeout <= 0:
+            return []
+        millis = int(settings.ddl_lock_timeout * 1000)
+        return [
+            {
+                "sql": "SELECT set_config('lock_timeout', :value, false)",
+                "params": {"value": f"{millis}ms"},
+            }
+        ]
+
+    def cancel_sessions(self, engine: Engine, pids: list[int], tag: str, terminate: bool) -> None:
+        function = "pg_terminate_backend" if terminate else "pg_cancel_backend"
+        with engine.connect() as conn:
             conn.execute(
-                text("SELECT set_config('lock_timeout', :value, false)"),
-                {"value": f"{millis}ms"},
+                text(
+                    f"SELECT {function}(pid) FROM pg_stat_activity "  # function: a fixed name
+                    "WHERE pid <> pg_backend_pid() "
+                    "AND (pid = ANY(:pids) OR application_name = :tag)"
+                ),
+                {"pids": pids, "tag": tag},
             )
             conn.commit()
+        log.info("worker.sessions_cancelled", pids=pids, terminate=terminate)
+
+    def identity(self, conn: Connection) -> dict[str, Any]:
+        row = conn.execute(
+            text(
+                "SELECT current_database(), CAST(pg_postmaster_start_time() AS text), "
+                "inet_server_port()"
+            )
+        ).one()
+        return {"database": row[0], "server_started": row[1], "port": row[2]}
 
     def is_ddl_lock_timeout(self, exc: BaseException) -> bool:
         seen: set[int] = set()
@@ -107,12 +182,33 @@ class PostgresBackend(Backend):
         while current is not None and id(current) not in seen:
             seen.add(id(current))
             orig = current.orig if isinstance(current, DBAPIError) else current
-            if getattr(orig, "pgcode", None) == "55P03" or getattr(orig, "sqlstate", None) == (
-                "55P03"
-            ):
+            if "55P03" in (getattr(orig, "pgcode", None), getattr(orig, "sqlstate", None)):
                 return True
             current = current.__cause__ or current.__context__
         return False
+
+    @contextmanager
+    def scratch_database(self, engine: Engine) -> Iterator[URL]:
+        name = f"{SCRATCH_PREFIX}{uuid.uuid4().hex[:12]}"
+        quoted = engine.dialect.identifier_preparer.quote(name)  # no bind parameters in DDL
+        admin = engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+        try:
+            try:
+                admin.execute(text(f"CREATE DATABASE {quoted}"))
+            except DBAPIError as exc:
+                from runner.wait import describe
+
+                raise ShadowUnavailable(
+                    f"cannot create a shadow database: {describe(exc)}"
+                ) from exc
+            log.info("shadow.created", shadow_database=name)
+            try:
+                yield engine.url.set(database=name)
+            finally:
+                admin.execute(text(f"DROP DATABASE IF EXISTS {quoted} WITH (FORCE)"))
+                log.info("shadow.dropped", shadow_database=name)
+        finally:
+            admin.close()
 
 
 class SqliteBackend(Backend):
@@ -124,12 +220,66 @@ class SqliteBackend(Backend):
             return NullLocker()
         return FileLocker(Path(database).resolve(), settings)
 
+    @contextmanager
+    def scratch_database(self, engine: Engine) -> Iterator[URL]:
+        with tempfile.TemporaryDirectory(prefix="alembic-deploy-shadow-") as folder:
+            yield make_url(f"sqlite:///{Path(folder) / 'shadow.db'}")
+
+
+_BACKENDS: dict[str, type[Backend]] = {"postgresql": PostgresBackend, "sqlite": SqliteBackend}
+
 
 def backend_for(url: URL) -> Backend:
-    """The backend for a URL's dialect."""
+    """The backend for a URL's dialect; exit 2 for one without a lock implementation."""
     dialect = url.get_backend_name()
-    if dialect == "postgresql":
-        return PostgresBackend()
-    if dialect == "sqlite":
-        return SqliteBackend()
-    return Backend()
+    backend = _BACKENDS.get(dialect)
+    if backend is None:
+        raise ConfigError(
+            f"unsupported database {dialect!r}: alembic-deploy has no migration lock for it",
+            hint="use a postgresql:// or sqlite:/// URL (supported: "
+            + ", ".join(sorted(_BACKENDS))
+            + ")",
+        )
+    return backend()
+
+
+def _connect_timeout(settings: Settings) -> int:
+    return max(2, math.ceil(min(settings.wait_timeout, 10.0)))
+
+
+@dataclass(frozen=True, slots=True)
+class Database:
+    """A database URL resolved once: driver pinned, secret registered, backend chosen."""
+
+    url: URL
+    backend: Backend
+
+    @classmethod
+    def from_raw(cls, raw: str) -> Database:
+        register_url_secret(raw)
+        url = resolve_url(raw)
+        return cls(url, backend_for(url))
+
+    @property
+    def rendered(self) -> str:
+        """The URL with its password (for SQLAlchemy and env.py, never for logs)."""
+        return render_url(self.url)
+
+    @property
+    def masked(self) -> str:
+        return masked_url(self.url)
+
+    @property
+    def dialect(self) -> str:
+        return self.url.get_backend_name()
+
+    def engine(self, settings: Settings) -> Engine:
+        """The one engine factory: a driver that cannot load is exit 4 everywhere."""
+        try:
+            return create_engine(self.url, **self.backend.engine_kwargs(settings))
+        except (NoSuchModuleError, ArgumentError, ImportError) as exc:
+            raise ConnectionRefusedPermanentlyError(
+                f"cannot load the database driver for {self.url.drivername}: {exc}",
+                hint="install the driver named in the URL (postgresql+psycopg2 needs "
+                "psycopg2-binary), or drop the +driver part to use the installed one",
+            ) from exc

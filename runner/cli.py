@@ -10,13 +10,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
 import sys
 import time
 import uuid
-from collections.abc import Sequence
-from types import FrameType
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import Any, TextIO
 
 import structlog
 
@@ -36,15 +34,13 @@ from runner.errors import (
     DeployError,
     DriftError,
     ExitCode,
-    Interrupted,
-    MultipleHeadsError,
     PendingRevisionsError,
-    UnknownRevisionError,
 )
 from runner.launch import check_command, exec_app
 from runner.logs import configure_logging, get_logger
 from runner.pipeline import DeployReport, deploy, inspect_database, plan_sql, write_snapshot
 from runner.revisions import RevisionState
+from runner.signals import Signals
 
 log = get_logger("runner.cli")
 
@@ -152,14 +148,6 @@ def parse_settings(argv: Sequence[str], environ: dict[str, str]) -> Settings:
     )
 
 
-def _on_signal(signum: int, _: FrameType | None) -> None:
-    name = signal.Signals(signum).name
-    raise Interrupted(
-        f"received {name}; stopping (the current revision is rolled back)",
-        hint="run again to continue from the last committed revision",
-    )
-
-
 def _summary(settings: Settings, report: DeployReport, code: int, started: float) -> None:
     log.info(
         "deploy.summary",
@@ -178,7 +166,9 @@ def _summary(settings: Settings, report: DeployReport, code: int, started: float
     )
 
 
-def _print_status(settings: Settings, state: RevisionState, report: DeployReport) -> None:
+def _print_status(
+    settings: Settings, state: RevisionState, report: DeployReport, out: TextIO
+) -> None:
     drift = [finding.to_dict() for finding in report.drift_before]
     document = {
         "db_revisions": list(state.db_heads),
@@ -190,45 +180,50 @@ def _print_status(settings: Settings, state: RevisionState, report: DeployReport
         "expected_source": report.expected_source,
         "drift": drift,
         "closest_revision": report.closest,
+        "refused": state.refusal.message if state.refusal else None,
     }
     if settings.json:
-        print(json.dumps(document, indent=2, sort_keys=True))
+        print(json.dumps(document, indent=2, sort_keys=True), file=out)
         return
-    print(f"database revision(s): {', '.join(state.db_heads) or '(none)'}")
-    print(f"script head(s):       {', '.join(state.script_heads)}")
+    lines = [
+        f"database revision(s): {', '.join(state.db_heads) or '(none)'}",
+        f"script head(s):       {', '.join(state.script_heads)}",
+    ]
     if state.unknown:
-        print(f"unknown revision(s):  {', '.join(state.unknown)} (database ahead of this code)")
+        lines.append(
+            f"unknown revision(s):  {', '.join(state.unknown)} (database ahead of this code)"
+        )
     pending = f" ({', '.join(state.pending)})" if state.pending else ""
-    print(f"pending:              {len(state.pending)}{pending}")
-    print(f"expected schema from: {report.expected_source}")
-    print(f"drift:                {summarize(report.drift_before)}")
+    lines.append(f"pending:              {len(state.pending)}{pending}")
+    lines.append(f"expected schema from: {report.expected_source}")
+    lines.append(f"drift:                {summarize(report.drift_before)}")
     if report.closest:
-        print(f"stamped {', '.join(state.db_heads)}, physically closest to {report.closest}")
+        lines.append(f"stamped {', '.join(state.db_heads)}, physically closest to {report.closest}")
+    if state.refusal is not None:
+        lines.append(f"refused:              {state.refusal.message}")
+    print("\n".join(lines), file=out)
 
 
-def _dispatch(settings: Settings, report: DeployReport, started: float) -> int:
+def _dispatch(settings: Settings, report: DeployReport, started: float, out: TextIO) -> int:
     if settings.command is Command.SNAPSHOT:
         write_snapshot(settings)
         return ExitCode.OK
-    if settings.command is Command.PLAN or (
-        settings.command is Command.MIGRATE and settings.dry_run
-    ):
-        print(plan_sql(settings, report), end="")
+    # Dry-run is one decision: every command that would change something prints its plan.
+    if settings.command is Command.PLAN or settings.dry_run:
+        print(plan_sql(settings, report), end="", file=out)
         return ExitCode.OK
     if settings.command in (Command.STATUS, Command.CHECK):
         state = inspect_database(settings, report, explain=settings.command is Command.STATUS)
         if settings.command is Command.STATUS or settings.json:
-            _print_status(settings, state, report)
+            _print_status(settings, state, report, out)
         if settings.command is Command.CHECK:
-            if state.unknown:
-                raise UnknownRevisionError(state.unknown)
-            if len(state.script_heads) > 1 and not settings.allow_multiple_heads:
-                raise MultipleHeadsError(state.script_heads)
+            if state.refusal is not None:
+                raise state.refusal
             errors = [f for f in report.drift_before if f.severity == "error"]
             if errors:
                 raise DriftError(
-                    f"the schema differs from revision {', '.join(state.db_heads)}: "
-                    + "; ".join(f"{f.kind} {f.target}" for f in errors[:10]),
+                    f"the schema differs from revision {', '.join(state.db_heads)}",
+                    findings=errors,
                     hint="`alembic-deploy migrate` repairs missing objects; `status` lists "
                     "every finding",
                 )
@@ -246,35 +241,48 @@ def _dispatch(settings: Settings, report: DeployReport, started: float) -> int:
     return ExitCode.OK
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of ``alembic-deploy`` and ``python -m runner``."""
+def main(
+    argv: Sequence[str] | None = None,
+    environ: Mapping[str, str] | None = None,
+    stdout: TextIO | None = None,
+    stderr: TextIO | None = None,
+) -> int:
+    """Entry point of ``alembic-deploy`` and ``python -m runner``.
+
+    ``argv``, ``environ`` and the streams default to the process's own; tests pass their own
+    to run a command in-process (the user's code always runs in a worker, never here).
+    """
     started = time.perf_counter()
     args = list(sys.argv[1:] if argv is None else argv)
-    environ = dict(os.environ)
+    env = dict(os.environ if environ is None else environ)
+    out = stdout if stdout is not None else sys.stdout
+    err = stderr if stderr is not None else sys.stderr
     try:
-        settings = parse_settings(args, environ)
+        settings = parse_settings(args, env)
     except ConfigError as exc:
-        configure_logging(LogFormat.AUTO)
+        configure_logging(LogFormat.AUTO, stream=err)
         log.error(exc.event, error=exc.message, hint=exc.hint, exit_code=int(exc.exit_code))
         return ExitCode.USAGE
-    configure_logging(settings.log_format, debug=settings.debug)
+    configure_logging(settings.log_format, debug=settings.debug, stream=err)
+    structlog.contextvars.clear_contextvars()
     structlog.contextvars.bind_contextvars(
         run_id=uuid.uuid4().hex[:12], command=settings.command.value
     )
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, _on_signal)
+    signals = Signals.install()
     report = DeployReport()
     code: int = ExitCode.OK
     try:
-        code = _dispatch(settings, report, started)
+        code = _dispatch(settings, report, started, out)
     except DeployError as exc:
         code = exc.exit_code
+        trace = getattr(exc, "traceback", None)
         log.error(
             exc.event,
             error=exc.message,
             hint=exc.hint,
             exit_code=int(code),
             exc_info=settings.debug,
+            **({"worker_traceback": trace} if trace and settings.debug else {}),
         )
     except KeyboardInterrupt:
         code = ExitCode.INTERRUPTED
@@ -286,5 +294,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             exit_code=int(code),
             hint="this is a bug in alembic-deploy; please report it with this traceback",
         )
+    finally:
+        signals.restore()
     _summary(settings, report, code, started)
     return int(code)

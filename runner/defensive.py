@@ -1,11 +1,12 @@
 """Defensive operations: schema operations that tolerate a database already in their end state.
 
-While :func:`defensive_operations` is active, ``create_table``, ``add_column``,
-``create_index`` and ``create_*_constraint`` are skipped (with an
-``upgrade.operation_skipped`` warning) when their object already exists, and ``drop_table``,
-``drop_column``, ``drop_index`` and ``drop_constraint`` are skipped when their object is
-already gone: a repair migration that added a column a later revision adds again no longer
-fails with ``DuplicateColumn``, and no migration file needs editing.
+While :func:`defensive_operations` is active (in the worker, :mod:`runner.worker`),
+``create_table``, ``add_column``, ``create_index`` and ``create_*_constraint`` are skipped
+(reported to the runner, which logs ``upgrade.operation_skipped``) when their object already
+exists, and ``drop_table``, ``drop_column``, ``drop_index`` and ``drop_constraint`` are
+skipped when their object is already gone: a repair migration that added a column a later
+revision adds again no longer fails with ``DuplicateColumn``, and no migration file needs
+editing.
 
 This uses Alembic's public extension point for built-in operations,
 ``Operations.implementation_for(..., replace=True)`` (Alembic >= 1.17.2): each replacement
@@ -34,10 +35,6 @@ from sqlalchemy import (
     inspect,
 )
 
-from runner.logs import get_logger
-
-log = get_logger(__name__)
-
 
 @dataclass(frozen=True, slots=True)
 class SkippedOperation:
@@ -52,6 +49,7 @@ class SkippedOperation:
 
 @dataclass(slots=True)
 class _Session:
+    report: Callable[[SkippedOperation], None]
     revision: str | None = None
     skipped: list[SkippedOperation] = field(default_factory=list)
 
@@ -60,12 +58,17 @@ _session: ContextVar[_Session | None] = ContextVar("alembic_deploy_defensive", d
 
 
 @contextmanager
-def defensive_operations(enabled: bool = True) -> Iterator[list[SkippedOperation]]:
-    """Make operations defensive inside the block; yields the list of skipped operations."""
-    if not enabled:
+def defensive_operations(
+    report: Callable[[SkippedOperation], None] | None,
+) -> Iterator[list[SkippedOperation]]:
+    """Make operations defensive inside the block (``report`` is told of each skip).
+
+    With ``report=None`` operations run as written. Yields the list of skipped operations.
+    """
+    if report is None:
         yield []
         return
-    session = _Session()
+    session = _Session(report=report)
     token = _session.set(session)
     try:
         yield session.skipped
@@ -92,14 +95,7 @@ def _skip(
 ) -> None:
     skipped = SkippedOperation(operation, table, obj, reason, session.revision)
     session.skipped.append(skipped)
-    log.warning(
-        "upgrade.operation_skipped",
-        operation=operation,
-        table=table,
-        object=obj,
-        reason=reason,
-        revision=session.revision,
-    )
+    session.report(skipped)
 
 
 def _inspector(operations: Operations) -> Inspector:

@@ -10,6 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from enum import IntEnum, unique
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from runner.drift import Finding
 
 
 @unique
@@ -79,6 +83,24 @@ class LockTimeoutError(DeployError):
         self.holder = holder
 
 
+class LockLostError(DeployError):
+    """The migration lock's session ended while the runner worked."""
+
+    exit_code = ExitCode.LOCK_TIMEOUT
+    event = "lock.lost"
+
+    def __init__(self, lock: str, reason: str) -> None:
+        self.lock = lock
+        self.reason = reason
+        super().__init__(
+            f"lost the migration lock {lock!r} ({reason}): another runner may be migrating "
+            "now, so the revision in progress was rolled back and nothing more was applied",
+            hint="the lock's session was ended (pg_terminate_backend, idle_session_timeout, a "
+            "failover or a network cut); deploy again, it continues from the last committed "
+            "revision",
+        )
+
+
 class RevisionGraphError(DeployError):
     """The revision graph or the database's stamp cannot be upgraded safely."""
 
@@ -135,10 +157,24 @@ class UnstampedDatabaseError(RevisionGraphError):
 
 
 class DriftError(DeployError):
-    """The physical schema differs from the stamped revision and was not healed."""
+    """The physical schema differs from the stamped revision and was not healed.
+
+    Carries its ``findings``; the message names the first ten of them.
+    """
 
     exit_code = ExitCode.DRIFT
     event = "verify.failed"
+
+    def __init__(
+        self, what: str, *, findings: Sequence[Finding] = (), hint: str | None = None
+    ) -> None:
+        self.findings = tuple(findings)
+        message = what
+        if self.findings:
+            shown = "; ".join(f"{f.kind} {f.target}" for f in self.findings[:10])
+            more = f" (and {len(self.findings) - 10} more)" if len(self.findings) > 10 else ""
+            message = f"{what}: {len(self.findings)} problem(s): {shown}{more}"
+        super().__init__(message, hint=hint)
 
 
 class MigrationFailedError(DeployError):
@@ -154,13 +190,32 @@ class MigrationFailedError(DeployError):
         revision: str | None,
         applied: Sequence[str],
         hint: str | None = None,
+        traceback: str | None = None,
     ) -> None:
         super().__init__(message, hint=hint)
         self.revision = revision
         self.applied = tuple(applied)
+        #: The worker's traceback (printed with --debug).
+        self.traceback = traceback
 
 
-class PostUpgradeDriftError(DeployError):
+class ReplayFailedError(DeployError):
+    """A migration failed while replaying into a scratch database (the real one untouched)."""
+
+    exit_code = ExitCode.MIGRATION_FAILED
+    event = "shadow.replay_failed"
+
+    def __init__(self, message: str, *, revision: str | None, traceback: str | None = None):
+        super().__init__(
+            message + " (the real database was not touched)",
+            hint="run the chain on an empty database (`alembic upgrade head`) to see the same "
+            "error; fix the migration or build a snapshot where it works",
+        )
+        self.revision = revision
+        self.traceback = traceback
+
+
+class PostUpgradeDriftError(DriftError):
     """After the upgrade the database is still not at the script heads."""
 
     exit_code = ExitCode.POST_UPGRADE_DRIFT

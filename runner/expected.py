@@ -8,8 +8,10 @@ Sources, in order (DESIGN.md, "The expected schema of a revision"):
 3. the head models (env.py's ``target_metadata``), when the stage is the script heads;
 4. none: say so; ``--require-verify`` makes that fatal (exit 7) in the verify step.
 
-Raises :class:`RevisionGraphError` (exit 6) with ``--strict-checksums`` when a revision file
-differs from the snapshot; other sources' failures are logged and fall through.
+Shadow replay is skipped with ``--no-shadow``; a scratch database that cannot be created and a
+replay that fails are logged (``verify.shadow_unavailable``, ``verify.replay_failed``) and fall
+through, the same way for every command. Raises :class:`RevisionGraphError` (exit 6) with
+``--strict-checksums`` when a revision file differs from the snapshot.
 """
 
 from __future__ import annotations
@@ -19,18 +21,22 @@ from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 
-from alembic.config import Config
-from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, MetaData
-
-from runner.backends import Backend
+from runner.backends import ShadowUnavailable
 from runner.config import Settings
-from runner.errors import DeployError, RevisionGraphError
+from runner.deployment import Deployment, job, worker_environ
+from runner.errors import MigrationFailedError, ReplayFailedError, RevisionGraphError
 from runner.logs import get_logger
-from runner.schema import Schema, schema_from_metadata
-from runner.shadow import ShadowUnavailable, replay_schemas
-from runner.snapshot import DEFAULT_NAME, Snapshot, file_checksums, load_snapshot, usable_schema
-from runner.upgrade import load_target_metadata
+from runner.schema import Schema
+from runner.shadow import replay_schemas
+from runner.snapshot import (
+    DEFAULT_NAME,
+    Snapshot,
+    build_snapshot,
+    file_checksums,
+    load_snapshot,
+    usable_schema,
+)
+from runner.supervise import Supervisor, WorkerFailed
 
 log = get_logger(__name__)
 
@@ -68,14 +74,14 @@ def scope(settings: Settings) -> tuple[str | None, ...]:
 
 @dataclass(slots=True)
 class ExpectedSchemas:
-    """Resolves expected schemas for the stages of one run, sharing the costly work."""
+    """Resolves expected schemas for the stages of one run, sharing the costly work.
 
-    config: Config
-    script: ScriptDirectory
-    engine: Engine
-    backend: Backend
-    settings: Settings
-    url: str
+    The only place that decides where an expected schema comes from, for every command:
+    ``--no-shadow`` is honoured here, and a shadow that cannot be had (no privilege) or a
+    replay that fails falls back the same way for every caller.
+    """
+
+    dep: Deployment
     _snapshot: Snapshot | None = None
     _checksums: dict[str, str] | None = None
     _loaded: bool = False
@@ -84,12 +90,13 @@ class ExpectedSchemas:
         if self._loaded:
             return
         self._loaded = True
-        path = snapshot_path(self.settings)
+        settings = self.dep.settings
+        path = snapshot_path(settings)
         self._snapshot = load_snapshot(path)
         if self._snapshot is None:
             log.info("verify.no_snapshot", snapshot=str(path))
             return
-        self._checksums = file_checksums(self.script)
+        self._checksums = file_checksums(self.dep.graph)
         edited = self._snapshot.edited(self._checksums)
         if edited:
             log.warning(
@@ -98,67 +105,98 @@ class ExpectedSchemas:
                 snapshot=str(path),
                 hint="rebuild the snapshot with `alembic-deploy snapshot`",
             )
-            if self.settings.strict_checksums:
+            if settings.strict_checksums:
                 raise RevisionGraphError(
                     f"revision file(s) changed since the snapshot was built: {', '.join(edited)}",
                     hint="a migration was edited after it was recorded; rebuild the snapshot "
                     "with `alembic-deploy snapshot` if the edit is intended",
                 )
 
+    def _shadow(self, stages: list[tuple[str, ...]]) -> list[Schema] | None:
+        """Replay ``stages``; None (logged) when shadow replay is off or impossible."""
+        if not self.dep.settings.shadow:
+            log.info("verify.shadow_disabled", reason="--no-shadow")
+            return None
+        try:
+            return replay_schemas(self.dep, stages, scope(self.dep.settings))
+        except ShadowUnavailable as exc:
+            log.warning("verify.shadow_unavailable", reason=str(exc))
+        except ReplayFailedError as exc:
+            log.warning("verify.replay_failed", error=exc.message, revision=exc.revision)
+        return None
+
     def resolve(self, stages: Sequence[tuple[str, ...]]) -> list[Expected]:
         """The expected schema of each stage (tuples of heads, in upgrade order)."""
         self._load()
+        graph = self.dep.graph
         found: dict[int, Expected] = {}
         for index, heads in enumerate(stages):
             if not heads:
                 found[index] = Expected(heads, Schema(), Source.BASE)
                 continue
             schema = usable_schema(
-                self._snapshot, self.script, heads, self.engine.dialect.name, self._checksums or {}
+                self._snapshot, graph, heads, self.dep.database.dialect, self._checksums or {}
             )
             if schema is not None:
                 found[index] = Expected(heads, schema, Source.SNAPSHOT)
         missing = [i for i in range(len(stages)) if i not in found]
-        if missing and self.settings.shadow:
-            try:
-                replayed = replay_schemas(
-                    self.config,
-                    self.script,
-                    self.engine,
-                    self.backend,
-                    self.settings,
-                    [stages[i] for i in missing],
-                    scope(self.settings),
-                )
-            except ShadowUnavailable as exc:
-                log.warning("verify.shadow_unavailable", reason=str(exc))
-            except DeployError:
-                raise
-            else:
-                for i, schema in zip(missing, replayed, strict=True):
-                    found[i] = Expected(stages[i], schema, Source.SHADOW)
-        missing = [i for i in range(len(stages)) if i not in found]
-        heads = tuple(sorted(self.script.get_heads()))
-        for i in missing:
-            if tuple(sorted(stages[i])) == heads:
-                metadata = load_target_metadata(
-                    self.config, self.script, self.engine, self.backend, self.settings, self.url
-                )
-                if metadata is not None:
-                    found[i] = Expected(
-                        stages[i], _models_schema(metadata, self.engine), Source.MODELS
-                    )
-                    continue
-            found[i] = Expected(stages[i], None, Source.NONE)
+        if missing:
+            replayed = self._shadow([stages[i] for i in missing])
+            for i, schema in zip(missing, replayed or [], strict=False):
+                found[i] = Expected(stages[i], schema, Source.SHADOW)
+        for i in (i for i in range(len(stages)) if i not in found):
+            models = None
+            if tuple(sorted(stages[i])) == graph.heads:
+                models = load_models(self.dep)
+            source = Source.MODELS if models is not None else Source.NONE
+            found[i] = Expected(stages[i], models, source)
         return [found[i] for i in range(len(stages))]
 
+    def every_revision(self) -> Snapshot | None:
+        """The expected schema of every revision (adoption, explaining a wrong stamp).
 
-def _models_schema(metadata: MetaData | Sequence[MetaData], engine: Engine) -> Schema:
-    """env.py's target_metadata (one MetaData or several) as one schema."""
-    parts = [metadata] if isinstance(metadata, MetaData) else list(metadata)
-    schemas = [schema_from_metadata(part, engine.dialect) for part in parts]
-    return Schema(
-        tables={k: t for s in schemas for k, t in s.tables.items()},
-        enums={k: e for s in schemas for k, e in s.enums.items()},
-        schemas=tuple(dict.fromkeys(x for s in schemas for x in s.schemas)),
-    )
+        The snapshot when it is usable, else one built now by replay (unless ``--no-shadow``
+        or no scratch database can be had: None, logged).
+        """
+        self._load()
+        snapshot = self._snapshot
+        if (
+            snapshot is not None
+            and snapshot.dialect == self.dep.database.dialect
+            and not snapshot.edited(self._checksums or {})
+        ):
+            return snapshot
+        if not self.dep.settings.shadow:
+            log.info("verify.shadow_disabled", reason="--no-shadow")
+            return None
+        log.info("adopt.replaying", reason="no usable snapshot")
+        try:
+            return build_snapshot(self.dep, scope(self.dep.settings))
+        except ShadowUnavailable as exc:
+            log.warning("verify.shadow_unavailable", reason=str(exc))
+        except ReplayFailedError as exc:
+            log.warning("verify.replay_failed", error=exc.message, revision=exc.revision)
+        return None
+
+
+def load_models(dep: Deployment) -> Schema | None:
+    """env.py's ``target_metadata`` (the head models) as a schema, loaded by a worker.
+
+    None when env.py sets none. Raises :class:`MigrationFailedError` (exit 8) when env.py fails.
+    """
+    supervisor = Supervisor(step="models", debug=dep.settings.debug)
+    try:
+        result = supervisor.run(
+            job("metadata", dep.settings, dep.database, tag=supervisor.tag),
+            worker_environ(dep.settings, dep.database),
+        )
+    except WorkerFailed as failed:
+        raise MigrationFailedError(
+            f"env.py failed while loading target_metadata: {failed.error}",
+            revision=None,
+            applied=[],
+            traceback=failed.traceback,
+            hint="run `alembic check` to see the same error",
+        ) from None
+    data = result.schemas.get(0)
+    return Schema.from_dict(data) if data is not None else None

@@ -439,8 +439,8 @@ def require_healable(plan: HealPlan) -> None:
     """Raise DriftError naming every finding that no additive repair can heal."""
     if plan.unhealable:
         raise DriftError(
-            f"{len(plan.unhealable)} drift finding(s) cannot be healed additively: "
-            + "; ".join(f"{f.kind} {f.target} ({f.detail})" for f in plan.unhealable[:5]),
+            "drift that cannot be healed additively",
+            findings=plan.unhealable,
             hint="repair them by hand (a NOT NULL column without a default needs a value for "
             "existing rows), or pass --on-drift warn to upgrade anyway",
         )

@@ -36,7 +36,7 @@ from tenacity import (
 )
 
 from runner.config import Settings
-from runner.errors import ConfigError, LockTimeoutError
+from runner.errors import ConfigError, LockLostError, LockTimeoutError
 from runner.logs import get_logger
 
 log = get_logger(__name__)
@@ -51,6 +51,10 @@ class Locker(Protocol):
     name: str
 
     def acquire(self) -> None: ...
+
+    def check(self) -> None:
+        """Raise :class:`LockLostError` unless the lock is still held (cheap; called often)."""
+        ...
 
     def release(self) -> None: ...
 
@@ -97,6 +101,15 @@ _HOLDER_SQL = text(
       AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
       AND l.classid = CAST(:classid AS oid) AND l.objid = CAST(:objid AS oid)
       AND l.objsubid = 1
+    """
+)
+
+
+_HELD_SQL = text(
+    """
+    SELECT count(*) FROM pg_locks
+    WHERE locktype = 'advisory' AND granted AND pid = pg_backend_pid()
+      AND classid = CAST(:classid AS oid) AND objid = CAST(:objid AS oid) AND objsubid = 1
     """
 )
 
@@ -195,6 +208,19 @@ class PostgresAdvisoryLocker:
             waited_ms=round((time.monotonic() - started) * 1000, 1),
         )
 
+    def check(self) -> None:
+        conn = self._conn
+        if conn is None:
+            raise LockLostError(self.name, "the lock connection is closed")
+        try:
+            held = conn.execute(_HELD_SQL, self._key_parts()).scalar()
+        except Exception as exc:
+            self._close()
+            reason = " ".join(str(getattr(exc, "orig", None) or exc).split())[:200]
+            raise LockLostError(self.name, f"its session ended: {reason}") from None
+        if not held:
+            raise LockLostError(self.name, "the server no longer shows it held")
+
     def release(self) -> None:
         conn = self._conn
         if conn is None:
@@ -266,6 +292,10 @@ class FileLocker:
             "lock.acquired", lock=self.name, waited_ms=round((time.monotonic() - started) * 1000, 1)
         )
 
+    def check(self) -> None:
+        if not self._lock.is_locked:
+            raise LockLostError(self.name, "the lock file is no longer held")
+
     @property
     def _owner_path(self) -> Path:
         return Path(f"{self.path}.pid")
@@ -290,6 +320,9 @@ class NullLocker:
 
     def acquire(self) -> None:
         log.info("lock.acquired", lock=self.name, reason="private in-memory database")
+
+    def check(self) -> None:
+        return None
 
     def release(self) -> None:
         return None

@@ -1,17 +1,17 @@
 """The pipelines: each step timed (``step.finished``), no step calling another.
 
-``deploy()`` is ``migrate`` (and ``run`` before its exec): config, wait, scripts, lock,
-revisions (adopting an unstamped database with ``--adopt``), verify, heal, upgrade, verify
-again. ``inspect_database()`` is the read-only half behind ``status``, ``check``, ``plan`` and
-``--dry-run``; ``write_snapshot()`` is ``snapshot``. They own the engine and the lock in one
-``ExitStack``, so the lock is released and the engine disposed before ``run`` execs the app.
+``deploy()`` is ``migrate`` (and ``run`` before its exec): config, wait, scripts (the revision
+graph, loaded by a worker), lock, revisions (adopting an unstamped database with ``--adopt``),
+verify, heal, upgrade, verify again. ``inspect_database()`` is the read-only half behind
+``status``, ``check``, ``plan`` and ``--dry-run``; ``write_snapshot()`` is ``snapshot``. Every
+run of the user's code happens in a worker (:mod:`runner.supervise`). They own the engine and
+the lock in one ``ExitStack``, so both are released before ``run`` execs the app.
 
 Raises whatever the steps raise (all :class:`~runner.errors.DeployError` subclasses).
 """
 
 from __future__ import annotations
 
-import io
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
@@ -19,47 +19,30 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import structlog
-from alembic import command
-from alembic.config import Config
-from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, create_engine
-from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
 from runner.adopt import rank_revisions, stamp
-from runner.backends import Backend, backend_for
-from runner.config import (
-    OnDrift,
-    Settings,
-    masked_url,
-    register_url_secret,
-    render_url,
-    resolve_url,
-)
+from runner.backends import Database, ShadowUnavailable
+from runner.config import OnDrift, Settings
+from runner.deployment import Deployment, job, load_graph, worker_environ
 from runner.drift import Finding, FindingKind
 from runner.embedded import embedded_postgres
 from runner.errors import (
     ConfigError,
-    ConnectionRefusedPermanentlyError,
     DriftError,
+    MigrationFailedError,
     PostUpgradeDriftError,
     UnstampedDatabaseError,
 )
 from runner.expected import Expected, ExpectedSchemas, scope, snapshot_path
 from runner.heal import apply_repairs, plan_repairs, render_repairs, require_healable, row_checker
-from runner.logs import get_logger, reassert_stdlib_logging
-from runner.project import configured_url, database_url, load_config, load_scripts
-from runner.revisions import (
-    RevisionState,
-    check_revisions,
-    pending_revisions,
-    read_db_heads,
-    unknown_revisions,
-)
-from runner.schema import reflect_schema
-from runner.shadow import ShadowUnavailable, excluded_tables
+from runner.lock import Locker
+from runner.logs import get_logger
+from runner.project import configured_url, database_url, load_config
+from runner.revisions import RevisionState, read_db_heads, read_revisions
 from runner.snapshot import build_snapshot, file_checksums, load_snapshot
+from runner.supervise import Supervisor, WorkerFailed
 from runner.upgrade import AppliedRevision, upgrade_to_head
-from runner.verify import Verification, verify_schema
+from runner.verify import Verification, reflect_database, verify_schema
 from runner.wait import wait_for_database
 
 log = get_logger(__name__)
@@ -85,6 +68,8 @@ class DeployReport:
     unhealable: list[Finding] = field(default_factory=list)
     #: ``status`` of a drifted database: the revision it physically matches best.
     closest: str | None = None
+    #: ``plan`` / ``--dry-run``: the offline SQL of the pending revisions.
+    pending_sql: str = ""
 
 
 @contextmanager
@@ -98,136 +83,102 @@ def _step(report: DeployReport, name: str) -> Iterator[None]:
         log.info("step.finished", step=name, duration_ms=elapsed)
 
 
-@dataclass(frozen=True, slots=True)
-class _Target:
-    """The database to deploy: its URL (secret included) and dialect backend."""
+def _database(settings: Settings) -> Database:
+    """The database to deploy, resolved once: ``--direct-url``, ``DATABASE_URL``, the config.
 
-    url: str
-    backend: Backend
-
-
-def _target(settings: Settings) -> _Target:
-    # A URL given by flag or environment is enough to wait for the database; the Alembic
-    # config is read first only when it is the one that names the database.
+    A URL given by flag or environment is enough to wait for the database; the Alembic config
+    is read first only when it is the one that names the database.
+    """
     raw = settings.effective_url or database_url(settings, load_config(settings))
-    register_url_secret(raw)
-    url = resolve_url(raw)
-    structlog.contextvars.bind_contextvars(database=masked_url(url))
-    return _Target(render_url(url), backend_for(url))
+    database = Database.from_raw(raw)
+    structlog.contextvars.bind_contextvars(database=database.masked)
+    return database
 
 
-def _create_engine(target: _Target, settings: Settings) -> Engine:
-    try:
-        return create_engine(target.url, **target.backend.engine_kwargs(settings))
-    except (NoSuchModuleError, ArgumentError, ImportError) as exc:
-        raise ConnectionRefusedPermanentlyError(
-            f"cannot load the database driver: {exc}",
-            hint="install the driver named in the URL (postgresql+psycopg2 needs "
-            "psycopg2-binary) or drop the +driver part",
-        ) from exc
-
-
-def _connect(
-    settings: Settings, report: DeployReport, stack: ExitStack
-) -> tuple[_Target, Engine, Config, ScriptDirectory]:
-    """The common prologue: resolve the URL, wait for the database, load the scripts.
+def _prologue(settings: Settings, report: DeployReport, stack: ExitStack) -> Deployment:
+    """Resolve the URL, wait for the database, load the revision graph (in a worker).
 
     The engine is disposed by ``stack``.
     """
     with _step(report, "config"):
-        target = _target(settings)
-    engine = _create_engine(target, settings)
+        database = _database(settings)
+        engine = database.engine(settings)
     stack.callback(engine.dispose)
     with _step(report, "wait"):
         wait_for_database(engine, settings)
     with _step(report, "scripts"):
-        config = load_config(settings)
-        script = load_scripts(config)
-    return target, engine, config, script
+        graph = load_graph(settings, database)
+    return Deployment(settings, database, engine, graph)
 
 
 def deploy(settings: Settings, report: DeployReport) -> DeployReport:
-    """Wait, lock, check revisions, upgrade, verify; release everything before returning."""
+    """Wait, lock, check revisions, verify, heal, upgrade, verify again; release everything."""
     with ExitStack() as stack:
-        target, engine, config, script = _connect(settings, report, stack)
-        locker = target.backend.locker(engine, engine.url, settings)
+        dep = _prologue(settings, report, stack)
+        locker = dep.backend.locker(dep.engine, dep.database.url, settings)
         with _step(report, "lock"):
             locker.acquire()
         stack.callback(locker.release)
+        sources = ExpectedSchemas(dep)
         with _step(report, "revisions"):
-            try:
-                with engine.connect() as conn:
-                    state = check_revisions(script, conn, settings)
-            except UnstampedDatabaseError as unstamped:
+            with dep.engine.connect() as conn:
+                state = read_revisions(conn, dep.graph, settings)
+            if isinstance(state.refusal, UnstampedDatabaseError):
                 with _step(report, "adopt"):
-                    _adopt(config, script, engine, target.backend, settings, unstamped)
-                with engine.connect() as conn:
-                    state = check_revisions(script, conn, settings)
+                    _adopt(dep, sources, state.refusal)
+                with dep.engine.connect() as conn:
+                    state = read_revisions(conn, dep.graph, settings)
+            if state.refusal is not None:
+                raise state.refusal
         report.db_heads_before = state.db_heads
         report.script_heads = state.script_heads
         report.pending = state.pending
         expected_after: Expected | None = None
         if state.target is not None:
             with _step(report, "verify"):
-                sources = ExpectedSchemas(
-                    config, script, engine, target.backend, settings, target.url
-                )
-                final = _target_heads(script, state.target)
+                final = dep.graph.resolve(state.target)
                 stages = [state.db_heads, final] if state.pending else [state.db_heads]
                 resolved = sources.resolve(stages)
                 # With nothing to apply, "after" is "before" (or "healed"): not verified twice.
                 expected_after = resolved[-1] if state.pending else None
-                before = verify_schema(
-                    engine, target.backend, resolved[0], settings, stage="before"
-                )
+                before = verify_schema(dep, resolved[0], stage="before")
                 report.expected_source = before.source.value
                 report.drift_before = list(before.findings)
             if _missing(before.findings):
                 with _step(report, "heal"):
-                    _heal(engine, target.backend, settings, resolved[0], before, state, report)
-        if settings.dry_run:
-            return report
+                    _heal(dep, locker, resolved[0], before, state, report)
         with _step(report, "upgrade"):
-            result = upgrade_to_head(
-                config, script, engine, target.backend, settings, state, target.url
-            )
+            result = upgrade_to_head(dep, state, locker)
             report.applied = result.applied
             report.skipped_operations = len(result.skipped)
         with _step(report, "verify_after"):
-            _verify_heads(engine, settings, script, state, report)
+            _verify_heads(dep, state, report)
             if expected_after is not None:
-                after = verify_schema(
-                    engine, target.backend, expected_after, settings, stage="after"
-                )
+                after = verify_schema(dep, expected_after, stage="after")
                 report.drift_after = list(after.findings)
                 missing = _missing(after.findings)
                 if missing and settings.on_drift is not OnDrift.WARN:
                     raise PostUpgradeDriftError(
-                        f"after the upgrade the schema still lacks what head requires: "
-                        f"{len(missing)} problem(s): "
-                        + "; ".join(f"{f.kind} {f.target}" for f in missing[:5]),
+                        "after the upgrade the schema still lacks what head requires",
+                        findings=missing,
                         hint="run `alembic-deploy status` to see the drift; a missing object "
                         "from an earlier revision is repaired by `migrate` (self-heal)",
                     )
     return report
 
 
-def _adopt(
-    config: Config,
-    script: ScriptDirectory,
-    engine: Engine,
-    backend: Backend,
-    settings: Settings,
-    unstamped: UnstampedDatabaseError,
-) -> None:
+def _adopt(dep: Deployment, sources: ExpectedSchemas, unstamped: UnstampedDatabaseError) -> None:
     """Stamp an unstamped database with the revision it physically matches (``--adopt``)."""
-    with engine.connect() as conn:
-        actual = reflect_schema(
-            conn, schemas=scope(settings), exclude_tables=excluded_tables(settings)
-        )
-    ranked = rank_revisions(config, script, engine, backend, settings, actual)
+    actual = reflect_database(dep)
+    ranked = rank_revisions(sources, actual)
     if not ranked:
-        raise unstamped
+        raise UnstampedDatabaseError(
+            unstamped.tables,
+            dep.settings.version_table,
+            matched="no snapshot or shadow replay is available to tell which revision it is",
+            hint="build a snapshot with `alembic-deploy snapshot` (or allow shadow replay), "
+            "or stamp it yourself with `alembic stamp <revision>`",
+        )
     best = ranked[0]
     how = "exactly" if best.exact else f"closest, {len(best.findings)} difference(s)"
     log.info(
@@ -236,16 +187,15 @@ def _adopt(
         exact=best.exact,
         findings=[f.to_dict() for f in best.findings],
     )
-    if not settings.adopt:
+    if not dep.settings.adopt:
         raise UnstampedDatabaseError(
             unstamped.tables,
-            settings.version_table,
+            dep.settings.version_table,
             matched=f"it physically matches revision {best.revision} ({how})",
             hint=f"adopt it with `alembic-deploy migrate --adopt` (or ALEMBIC_DEPLOY_ADOPT=1), "
             f"or stamp it yourself: alembic stamp {best.revision}",
         )
-    with engine.begin() as conn:
-        stamp(conn, script, settings, best.revision)
+    stamp(dep, best.revision)
 
 
 def _missing(findings: Sequence[Finding]) -> list[Finding]:
@@ -254,66 +204,53 @@ def _missing(findings: Sequence[Finding]) -> list[Finding]:
 
 
 def _heal(
-    engine: Engine,
-    backend: Backend,
-    settings: Settings,
+    dep: Deployment,
+    locker: Locker,
     expected: Expected,
     before: Verification,
     state: RevisionState,
     report: DeployReport,
 ) -> None:
     """Apply ``--on-drift``: repair missing objects in one transaction, fail, or only warn."""
+    settings = dep.settings
     missing = _missing(before.findings)
     if settings.on_drift is OnDrift.WARN:
         log.warning("heal.skipped", reason="--on-drift warn", findings=len(missing))
         return
     if settings.on_drift is OnDrift.FAIL:
         raise DriftError(
-            f"{len(missing)} object(s) of revision {', '.join(state.db_heads)} are missing: "
-            + "; ".join(f"{f.kind} {f.target}" for f in missing[:10]),
+            f"object(s) of revision {', '.join(state.db_heads)} are missing",
+            findings=missing,
             hint="with --on-drift heal (the default) migrate re-creates them additively; "
             "`alembic-deploy plan` prints the SQL",
         )
     assert expected.schema is not None and before.actual is not None
-    with engine.connect() as conn, conn.begin() as transaction:
+    with dep.engine.connect() as conn, conn.begin():
         plan = plan_repairs(
             before.findings, expected.schema, before.actual, has_rows=row_checker(conn)
         )
         require_healable(plan)
-        if settings.dry_run:
-            report.repair_sql = render_repairs(plan.repairs, conn.dialect.name)
-            transaction.rollback()
-            return
+        locker.check()  # never change the schema without the lock
         apply_repairs(conn, plan.repairs, stamped=state.db_heads)
     report.repairs = [repair.describe() for repair in plan.repairs]
     log.info("heal.finished", repairs=len(plan.repairs))
-    healed = verify_schema(engine, backend, expected, settings, stage="healed")
+    healed = verify_schema(dep, expected, stage="healed")
     still = _missing(healed.findings)
     if still:
         raise DriftError(
-            f"{len(still)} object(s) still missing after healing: "
-            + "; ".join(f"{f.kind} {f.target}" for f in still[:10]),
+            "object(s) still missing after healing",
+            findings=still,
             hint="this is a bug in the repair plan: run `alembic-deploy plan` and report it",
         )
 
 
-def _target_heads(script: ScriptDirectory, target: str) -> tuple[str, ...]:
-    return tuple(sorted(rev.revision for rev in script.get_revisions(target) if rev))
-
-
-def _verify_heads(
-    engine: Engine,
-    settings: Settings,
-    script: ScriptDirectory,
-    state: RevisionState,
-    report: DeployReport,
-) -> None:
-    with engine.connect() as conn:
-        heads, _ = read_db_heads(conn, settings)
+def _verify_heads(dep: Deployment, state: RevisionState, report: DeployReport) -> None:
+    with dep.engine.connect() as conn:
+        heads, _ = read_db_heads(conn, dep.settings)
     report.db_heads_after = heads
     if state.target is None:
         return
-    expected = _target_heads(script, state.target)
+    expected = dep.graph.resolve(state.target)
     if heads != expected:
         raise PostUpgradeDriftError(
             f"after the upgrade the database is stamped {list(heads)}, expected {list(expected)}",
@@ -329,53 +266,72 @@ def inspect_database(
     with_repairs: bool = False,
     explain: bool = False,
 ) -> RevisionState:
-    """Read-only: revision state and drift, refusing nothing (for ``status``/``check``)."""
+    """Read-only: revision state and drift (for ``status``, ``check`` and ``plan``).
+
+    The revision policy's refusal is returned in the state, not raised: ``status`` reports
+    it, ``check`` and ``plan`` raise it.
+    """
     with ExitStack() as stack:
-        target, engine, config, script = _connect(settings, report, stack)
-        with _step(report, "revisions"), engine.connect() as conn:
-            db_heads, exists = read_db_heads(conn, settings)
-        script_heads = tuple(sorted(script.get_heads()))
-        unknown = unknown_revisions(script, db_heads)
-        pending = () if unknown else pending_revisions(script, db_heads, "heads")
-        report.db_heads_before = report.db_heads_after = db_heads
-        report.script_heads = script_heads
-        report.pending = pending
-        if not unknown:
-            with _step(report, "verify"):
-                sources = ExpectedSchemas(
-                    config, script, engine, target.backend, settings, target.url
-                )
-                (expected,) = sources.resolve([db_heads])
-                verification = verify_schema(
-                    engine, target.backend, expected, settings, stage="status"
-                )
-                with engine.connect() as conn:
-                    report.expected_source = verification.source.value
-                    report.drift_before = list(verification.findings)
-                    # Ranking every revision costs a replay of the graph without a snapshot:
-                    # only `status` explains a wrong stamp.
-                    if explain and verification.errors and verification.actual is not None:
-                        ranked = rank_revisions(
-                            config, script, engine, target.backend, settings, verification.actual
-                        )
-                        if ranked and (ranked[0].revision,) != db_heads:
-                            report.closest = ranked[0].revision
-                            log.info(
-                                "verify.closest_revision",
-                                stamped=list(db_heads),
-                                closest=ranked[0].revision,
-                                differences=len(ranked[0].findings),
-                            )
-                    if with_repairs and expected.schema is not None and verification.actual:
-                        repairs = plan_repairs(
-                            verification.findings,
-                            expected.schema,
-                            verification.actual,
-                            has_rows=row_checker(conn),
-                        )
-                        report.repair_sql = render_repairs(repairs.repairs, conn.dialect.name)
-                        report.unhealable = list(repairs.unhealable)
-    return RevisionState(script_heads, db_heads, "heads", pending, exists, tuple(unknown))
+        dep = _prologue(settings, report, stack)
+        with _step(report, "revisions"), dep.engine.connect() as conn:
+            state = read_revisions(conn, dep.graph, settings)
+        report.db_heads_before = report.db_heads_after = state.db_heads
+        report.script_heads = state.script_heads
+        report.pending = state.pending
+        if state.unknown:
+            return state
+        with _step(report, "verify"):
+            sources = ExpectedSchemas(dep)
+            (expected,) = sources.resolve([state.db_heads])
+            verification = verify_schema(dep, expected, stage="status")
+            report.expected_source = verification.source.value
+            report.drift_before = list(verification.findings)
+            # Ranking every revision costs a replay of the graph without a snapshot: only
+            # `status` explains a wrong stamp.
+            if explain and verification.errors and verification.actual is not None:
+                ranked = rank_revisions(sources, verification.actual)
+                if ranked and (ranked[0].revision,) != state.db_heads:
+                    report.closest = ranked[0].revision
+                    log.info(
+                        "verify.closest_revision",
+                        stamped=list(state.db_heads),
+                        closest=ranked[0].revision,
+                        differences=len(ranked[0].findings),
+                    )
+            if with_repairs and expected.schema is not None and verification.actual:
+                with dep.engine.connect() as conn:
+                    repairs = plan_repairs(
+                        verification.findings,
+                        expected.schema,
+                        verification.actual,
+                        has_rows=row_checker(conn),
+                    )
+                    report.repair_sql = render_repairs(repairs.repairs, conn.dialect.name)
+                report.unhealable = list(repairs.unhealable)
+        if with_repairs and state.pending and state.target and len(state.db_heads) <= 1:
+            start = state.db_heads[0] if state.db_heads else "base"
+            report.pending_sql = offline_sql(dep, f"{start}:{state.target}")
+    return state
+
+
+def offline_sql(dep: Deployment, revision_range: str) -> str:
+    """``alembic upgrade --sql RANGE``, rendered by a worker."""
+    supervisor = Supervisor(step="plan", debug=dep.settings.debug)
+    try:
+        result = supervisor.run(
+            job("offline_sql", dep.settings, dep.database, range=revision_range),
+            worker_environ(dep.settings, dep.database),
+        )
+    except WorkerFailed as failed:
+        raise MigrationFailedError(
+            f"cannot render the SQL of {revision_range}: {failed.error}",
+            revision=failed.revision,
+            applied=[],
+            traceback=failed.traceback,
+            hint="`alembic upgrade --sql` shows the same error; some migrations need a live "
+            "database and cannot be rendered offline",
+        ) from None
+    return result.sql or ""
 
 
 @contextmanager
@@ -385,7 +341,7 @@ def _snapshot_server(settings: Settings) -> Iterator[str]:
         yield settings.shadow_url
         return
     configured = settings.effective_url or configured_url(load_config(settings))
-    if configured and resolve_url(configured).get_backend_name() == "sqlite":
+    if configured and Database.from_raw(configured).dialect == "sqlite":
         yield configured
         return
     try:
@@ -404,16 +360,15 @@ def _snapshot_server(settings: Settings) -> Iterator[str]:
 
 def write_snapshot(settings: Settings) -> Path:
     """``snapshot``: build (or with ``--check`` verify) the snapshot file."""
-    config = load_config(settings)
-    script = load_scripts(config)
     path = Path(settings.output) if settings.output else snapshot_path(settings)
     if settings.check_only:
+        graph = load_graph(settings, None)
         existing = load_snapshot(path)
         if existing is None:
             raise DriftError(
                 f"no snapshot at {path}", hint="build it with `alembic-deploy snapshot`"
             )
-        current = file_checksums(script)
+        current = file_checksums(graph)
         stale = existing.edited(current) + sorted(set(existing.checksums) - set(current))
         if stale:
             raise DriftError(
@@ -423,50 +378,34 @@ def write_snapshot(settings: Settings) -> Path:
             )
         log.info("snapshot.fresh", snapshot=str(path), revisions=len(current))
         return path
-    with _snapshot_server(settings) as raw:
-        register_url_secret(raw)
-        url = resolve_url(raw)
-        backend = backend_for(url)
-        engine = create_engine(url, **backend.engine_kwargs(settings))
-        try:
-            wait_for_database(engine, settings)
-            snapshot = build_snapshot(config, script, engine, backend, settings, scope(settings))
-        finally:
-            engine.dispose()
+    with _snapshot_server(settings) as raw, ExitStack() as stack:
+        database = Database.from_raw(raw)
+        engine = database.engine(settings)
+        stack.callback(engine.dispose)
+        wait_for_database(engine, settings)
+        dep = Deployment(settings, database, engine, load_graph(settings, database))
+        snapshot = build_snapshot(dep, scope(settings))
     path.write_text(snapshot.to_json())
     log.info("snapshot.written", snapshot=str(path), bytes=path.stat().st_size)
     return path
 
 
 def plan_sql(settings: Settings, report: DeployReport) -> str:
-    """``plan`` and ``migrate --dry-run``: repairs, then pending revisions' SQL; read-only."""
+    """``plan`` and ``--dry-run``: repairs, then pending revisions' SQL; read-only."""
     state = inspect_database(settings, report, with_repairs=True)
+    if state.refusal is not None:
+        raise state.refusal
     parts = ["-- repairs (additive, one transaction)"]
     parts += report.repair_sql or ["-- none"]
     parts += [f"-- cannot heal: {f.kind} {f.target}: {f.detail}" for f in report.unhealable]
     parts.append("-- pending revisions")
-    if state.unknown or not state.pending:
+    if not state.pending:
         parts.append("-- none")
-        return "\n".join(parts) + "\n"
-    if len(state.db_heads) > 1:
+    elif len(state.db_heads) > 1:
         parts.append(
             "-- the database is on several branches "
             f"({', '.join(state.db_heads)}); offline SQL cannot start from there"
         )
-        return "\n".join(parts) + "\n"
-    buffer = io.StringIO()
-    config = Config(settings.config_path, output_buffer=buffer)
-    config.set_main_option(
-        "sqlalchemy.url",
-        render_url(resolve_url(settings.effective_url or database_url(settings, config))).replace(
-            "%", "%%"
-        ),
-    )
-    start = state.db_heads[0] if state.db_heads else "base"
-    target = "heads" if len(state.script_heads) > 1 else "head"
-    try:
-        command.upgrade(config, f"{start}:{target}", sql=True)
-    finally:
-        reassert_stdlib_logging()
-    parts.append(buffer.getvalue())
-    return "\n".join(parts)
+    else:
+        parts.append(report.pending_sql)
+    return "\n".join(parts) + "\n"

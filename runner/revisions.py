@@ -6,22 +6,27 @@ of this code"), tables with no stamp. Heads that each carry a distinct branch la
 intentional layout (expand/contract) and are all upgraded. Several rows in the version table
 are branches, handled by Alembic. Read-only.
 
-Raises :class:`MultipleHeadsError`, :class:`UnknownRevisionError`,
-:class:`UnstampedDatabaseError` (all exit 6).
+:func:`decide` is the one revision policy every command uses; it raises nothing and returns
+the refusal (:class:`MultipleHeadsError`, :class:`UnknownRevisionError`,
+:class:`UnstampedDatabaseError`, all exit 6) for the caller to raise or report.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 
 from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
-from alembic.script.revision import RevisionError
-from alembic.util import CommandError
 from sqlalchemy import Connection, inspect
 
 from runner.config import Settings
-from runner.errors import MultipleHeadsError, UnknownRevisionError, UnstampedDatabaseError
+from runner.errors import (
+    MultipleHeadsError,
+    RevisionGraphError,
+    UnknownRevisionError,
+    UnstampedDatabaseError,
+)
+from runner.graph import Graph
 from runner.logs import get_logger
 
 log = get_logger(__name__)
@@ -33,13 +38,17 @@ class RevisionState:
 
     script_heads: tuple[str, ...]
     db_heads: tuple[str, ...]
-    #: ``"head"`` or ``"heads"``; None when the upgrade is skipped.
+    #: ``"head"`` or ``"heads"``; None when the upgrade is skipped or refused.
     target: str | None
     #: Revisions the upgrade will apply, oldest first.
     pending: tuple[str, ...]
     version_table_exists: bool
-    #: Stamped revisions the scripts do not know (only with --allow-unknown-revision).
+    #: Stamped revisions the scripts do not know.
     unknown: tuple[str, ...] = ()
+    #: Heads that each carry their own branch labels (an intentional layout).
+    labelled: Mapping[str, list[str]] = field(default_factory=dict)
+    #: Why this state cannot be upgraded, if it cannot; every command decides with it.
+    refusal: RevisionGraphError | None = None
 
     @property
     def at_head(self) -> bool:
@@ -66,9 +75,9 @@ def _user_tables(conn: Connection, settings: Settings) -> list[str]:
     return sorted(name for name in names if name != settings.version_table)
 
 
-def _labelled_heads(script: ScriptDirectory, heads: tuple[str, ...]) -> dict[str, list[str]]:
+def _labelled_heads(graph: Graph) -> dict[str, list[str]]:
     """Each head's branch labels, when every head has labels no other head shares."""
-    labels = {head: sorted(script.get_revision(head).branch_labels) for head in heads}
+    labels = {head: sorted(graph.branch_labels(head)) for head in graph.heads}
     seen: set[str] = set()
     for head_labels in labels.values():
         if not head_labels or seen.intersection(head_labels):
@@ -77,66 +86,66 @@ def _labelled_heads(script: ScriptDirectory, heads: tuple[str, ...]) -> dict[str
     return labels
 
 
-def pending_revisions(
-    script: ScriptDirectory, db_heads: tuple[str, ...], target: str
-) -> tuple[str, ...]:
-    """Revisions between the database heads and ``target``, oldest first."""
-    lower: str | tuple[str, ...] = db_heads if db_heads else "base"
-    revisions = script.iterate_revisions(target, lower, implicit_base=True)
-    return tuple(reversed([rev.revision for rev in revisions]))
+def decide(
+    graph: Graph,
+    db_heads: tuple[str, ...],
+    version_table_exists: bool,
+    user_tables: Sequence[str],
+    settings: Settings,
+) -> RevisionState:
+    """The revision policy, for every command: what to upgrade to, and what is refused.
 
-
-def unknown_revisions(script: ScriptDirectory, db_heads: tuple[str, ...]) -> list[str]:
-    """Stamped revisions the scripts do not contain."""
-    unknown = []
-    for head in db_heads:
-        try:
-            script.get_revision(head)
-        except (CommandError, RevisionError):
-            unknown.append(head)
-    return unknown
-
-
-def upgrade_target(
-    script: ScriptDirectory, script_heads: tuple[str, ...], settings: Settings
-) -> str:
-    """``head``, or ``heads`` when several heads are labelled or allowed; else refuse."""
-    if len(script_heads) <= 1:
-        return "head"
-    labelled = _labelled_heads(script, script_heads)
-    if labelled:
-        log.info("revisions.branches_labelled", heads=labelled)
-    elif settings.allow_multiple_heads:
-        log.warning("revisions.multiple_heads_allowed", heads=list(script_heads))
-    else:
-        raise MultipleHeadsError(script_heads)
-    return "heads"
-
-
-def check_revisions(script: ScriptDirectory, conn: Connection, settings: Settings) -> RevisionState:
-    """Read both sides and decide; see the module docstring for what is refused."""
-    script_heads = tuple(sorted(script.get_heads()))
-    db_heads, table_exists = read_db_heads(conn, settings)
-    target = upgrade_target(script, script_heads, settings)
-    unknown = unknown_revisions(script, db_heads)
+    Pure. Several script heads are upgraded together when each carries its own branch label or
+    ``--allow-multiple-heads`` is set, else refused; a stamped revision the scripts do not know
+    is refused unless ``--allow-unknown-revision`` (then nothing is upgraded); tables with no
+    stamp are refused (``--adopt`` is the caller's business).
+    """
+    script_heads = graph.heads
+    refusal: RevisionGraphError | None = None
+    target: str | None = "head"
+    labelled: dict[str, list[str]] = {}
+    if len(script_heads) > 1:
+        target = "heads"
+        labelled = _labelled_heads(graph)
+        if not labelled and not settings.allow_multiple_heads:
+            refusal = MultipleHeadsError(script_heads)
+    unknown = tuple(head for head in db_heads if not graph.knows(head))
     if unknown:
-        if not settings.allow_unknown_revision:
-            raise UnknownRevisionError(unknown)
-        log.warning("revisions.unknown_allowed", db_heads=list(db_heads), unknown=unknown)
-        return RevisionState(script_heads, db_heads, None, (), table_exists, tuple(unknown))
+        target = None
+        if refusal is None and not settings.allow_unknown_revision:
+            refusal = UnknownRevisionError(unknown)
+    elif not db_heads and user_tables and refusal is None:
+        refusal = UnstampedDatabaseError(user_tables, settings.version_table)
+    pending = () if unknown else graph.pending(db_heads, "heads")
+    return RevisionState(
+        script_heads=script_heads,
+        db_heads=db_heads,
+        target=None if refusal is not None else target,
+        pending=pending,
+        version_table_exists=version_table_exists,
+        unknown=unknown,
+        labelled=labelled,
+        refusal=refusal,
+    )
 
-    if not db_heads:
-        tables = _user_tables(conn, settings)
-        if tables:
-            raise UnstampedDatabaseError(tables, settings.version_table)
 
-    pending = pending_revisions(script, db_heads, target)
-    state = RevisionState(script_heads, db_heads, target, pending, table_exists)
+def read_revisions(conn: Connection, graph: Graph, settings: Settings) -> RevisionState:
+    """Read the database's side and apply :func:`decide`; logs what was decided."""
+    db_heads, exists = read_db_heads(conn, settings)
+    tables = _user_tables(conn, settings) if not db_heads else []
+    state = decide(graph, db_heads, exists, tables, settings)
+    if state.labelled:
+        log.info("revisions.branches_labelled", heads=state.labelled)
+    elif len(state.script_heads) > 1 and settings.allow_multiple_heads:
+        log.warning("revisions.multiple_heads_allowed", heads=list(state.script_heads))
+    if state.unknown and state.refusal is None:
+        log.warning("revisions.unknown_allowed", db_heads=list(db_heads), unknown=state.unknown)
     log.info(
         "revisions.checked",
-        script_heads=list(script_heads),
+        script_heads=list(state.script_heads),
         db_heads=list(db_heads),
-        pending=len(pending),
-        version_table_exists=table_exists,
+        pending=len(state.pending),
+        version_table_exists=exists,
+        refused=state.refusal.message if state.refusal else None,
     )
     return state

@@ -1,45 +1,42 @@
 """Shadow replay: the expected schema of a revision, by migrating an empty scratch database.
 
-The scratch database is a temporary ``CREATE DATABASE`` on the same PostgreSQL server (dropped
-afterwards, also on failure), a temporary SQLite file, or ``--shadow-url`` (emptied first).
-The replay runs the user's env.py with ``sqlalchemy.url`` and ``DATABASE_URL`` pointing at the
-shadow, and afterwards proves that the real database's version table is untouched: an env.py
-that connects somewhere of its own choosing must not migrate production by accident.
+The scratch database comes from the dialect seam (a temporary ``CREATE DATABASE`` on the same
+PostgreSQL server, dropped afterwards even on failure; a temporary SQLite file) or is
+``--shadow-url`` (emptied first). The replay runs the user's env.py in a worker
+(:mod:`runner.worker`) whose environment points ``DATABASE_URL``, ``sqlalchemy.url`` and every
+other variable that names the real database at the shadow; every commit the replay makes is
+checked first, and one that would land on the real database is refused (rolled back) before it
+happens. Afterwards the real database's version table is compared with what it was.
 
-Raises :class:`ShadowUnavailable` when no scratch database can be had (no privilege to create
-one); the caller falls back. Raises :class:`ShadowLeakError` (exit 1, loudly) when the real
-database changed during a replay.
+Raises :class:`ShadowUnavailable` when no scratch database can be had (the caller falls back),
+:class:`ReplayFailedError` (exit 8) when a migration fails in the replay (the real database was
+not touched), and :class:`ShadowLeakError` (exit 1, loudly) when the real database changed.
 """
 
 from __future__ import annotations
 
-import tempfile
-import uuid
-from collections.abc import Callable, Iterator
+import os
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from pathlib import Path
+from typing import Any
 
-from alembic.config import Config
-from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, create_engine, inspect, text
-from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy import inspect, text
+from sqlalchemy.engine import URL
+from sqlalchemy.exc import ArgumentError
 from sqlalchemy.schema import CreateSchema, DropSchema
 
-from runner.backends import Backend
-from runner.config import Settings
-from runner.errors import DeployError, ExitCode
+from runner.backends import Database, ShadowUnavailable
+from runner.config import Settings, resolve_url
+from runner.deployment import Deployment, job, worker_environ
+from runner.errors import ConfigError, DeployError, ExitCode, ReplayFailedError
 from runner.logs import get_logger
 from runner.revisions import read_db_heads
-from runner.schema import Schema, reflect_schema
-from runner.upgrade import run_upgrade
-from runner.wait import describe
+from runner.schema import Schema
+from runner.supervise import Supervisor, WorkerFailed
 
 log = get_logger(__name__)
 
-
-class ShadowUnavailable(Exception):
-    """No scratch database could be created (privileges, dialect)."""
+__all__ = ["ShadowUnavailable", "replay", "replay_schemas", "scratch_database"]
 
 
 class ShadowLeakError(DeployError):
@@ -49,83 +46,132 @@ class ShadowLeakError(DeployError):
     event = "shadow.leaked"
 
 
-def _quote(engine: Engine, name: str) -> str:
-    # CREATE/DROP DATABASE take no bind parameters: quote through the dialect.
-    return engine.dialect.identifier_preparer.quote(name)
-
-
 @contextmanager
-def _postgres_scratch(engine: Engine) -> Iterator[URL]:
-    name = f"alembic_deploy_shadow_{uuid.uuid4().hex[:12]}"
-    admin = engine.connect().execution_options(isolation_level="AUTOCOMMIT")
-    try:
-        try:
-            admin.execute(text(f"CREATE DATABASE {_quote(engine, name)}"))
-        except DBAPIError as exc:
-            raise ShadowUnavailable(f"cannot create a shadow database: {describe(exc)}") from exc
-        log.info("shadow.created", shadow_database=name)
-        try:
-            yield engine.url.set(database=name)
-        finally:
-            admin.execute(text(f"DROP DATABASE IF EXISTS {_quote(engine, name)} WITH (FORCE)"))
-            log.info("shadow.dropped", shadow_database=name)
-    finally:
-        admin.close()
-
-
-@contextmanager
-def _sqlite_scratch(engine: Engine) -> Iterator[URL]:
-    with tempfile.TemporaryDirectory(prefix="alembic-deploy-shadow-") as folder:
-        yield make_url(f"sqlite:///{Path(folder) / 'shadow.db'}")
-
-
-_SCRATCH: dict[str, Callable[[Engine], object]] = {
-    "postgresql": _postgres_scratch,
-    "sqlite": _sqlite_scratch,
-}
-
-
-@contextmanager
-def _given_shadow(url: URL, backend: Backend, settings: Settings) -> Iterator[URL]:
+def _given_shadow(database: Database, settings: Settings) -> Iterator[URL]:
     """``--shadow-url``: empty its schemas first (it is scratch space by contract)."""
-    engine = create_engine(url, **backend.engine_kwargs(settings))
+    engine = database.engine(settings)
     try:
         with engine.begin() as conn:
+            insp = inspect(conn)
             if conn.dialect.name == "postgresql":
-                insp = inspect(conn)
                 schema = insp.default_schema_name or "public"
                 conn.execute(DropSchema(schema, cascade=True, if_exists=True))
                 conn.execute(CreateSchema(schema))
             else:
-                for table in reversed(inspect(conn).get_table_names()):
-                    conn.execute(text(f"DROP TABLE {_quote(engine, table)}"))
-        yield url
+                quote = engine.dialect.identifier_preparer.quote
+                for table in reversed(insp.get_table_names()):
+                    conn.execute(text(f"DROP TABLE {quote(table)}"))
+        yield database.url
     finally:
         engine.dispose()
 
 
 @contextmanager
-def scratch_database(engine: Engine, backend: Backend, settings: Settings) -> Iterator[URL]:
+def scratch_database(dep: Deployment) -> Iterator[Database]:
     """An empty database to replay into; removed afterwards when we created it."""
-    if settings.shadow_url:
-        from runner.config import resolve_url
-
-        with _given_shadow(resolve_url(settings.shadow_url), backend, settings) as url:
-            yield url
+    if dep.settings.shadow_url:
+        given = Database.from_raw(dep.settings.shadow_url)
+        with _given_shadow(given, dep.settings):
+            yield given
         return
-    factory = _SCRATCH.get(engine.dialect.name)
-    if factory is None:
-        raise ShadowUnavailable(f"no shadow replay for {engine.dialect.name}")
-    with factory(engine) as url:  # type: ignore[attr-defined]
-        yield url
+    with dep.backend.scratch_database(dep.engine) as url:
+        yield Database(url, dep.backend)
+
+
+def same_database(a: URL, b: URL) -> bool:
+    """Whether two URLs name the same database (host spellings and default ports aside)."""
+    if a.get_backend_name() != b.get_backend_name():
+        return False
+    if a.get_backend_name() == "sqlite":
+        return bool(a.database) and os.path.realpath(a.database or "") == os.path.realpath(
+            b.database or ""
+        )
+    loopback = {"localhost", "127.0.0.1", "::1", "", None}
+
+    def host(url: URL) -> str | None:
+        return "loopback" if url.host in loopback else (url.host or "").lower()
+
+    return (host(a), a.port or 5432, a.database) == (host(b), b.port or 5432, b.database)
+
+
+def _redirects(target: Database, shadow: Database) -> dict[str, str]:
+    """Every environment variable that names the real database, pointed at the shadow."""
+    moved = {}
+    for key, value in os.environ.items():
+        if "://" not in value:
+            continue
+        try:
+            url = resolve_url(value)
+        except (ConfigError, ArgumentError, ValueError):
+            continue
+        if same_database(url, target.url):
+            moved[key] = shadow.rendered
+    return moved
+
+
+def replay(
+    dep: Deployment,
+    shadow: Database,
+    stages: Sequence[Sequence[str]],
+    schemas: tuple[str | None, ...],
+    exclude_tables: tuple[str, ...],
+    *,
+    what: str = "shadow replay",
+) -> list[Schema]:
+    """Migrate ``shadow`` through ``stages`` (lists of targets) in one worker, reflecting each.
+
+    Raises :class:`ReplayFailedError` when a migration fails there.
+    """
+    with dep.engine.connect() as conn:
+        target_identity = dep.backend.identity(conn)
+
+    def gate(identity: Mapping[str, Any]) -> str | None:
+        if dict(identity) == target_identity:
+            return "the replay's connection reached the real database"
+        return None
+
+    supervisor = Supervisor(
+        step="shadow",
+        gate=gate,
+        cancel=lambda pids, tag, terminate: dep.backend.cancel_sessions(
+            dep.engine, pids, tag, terminate
+        ),
+        debug=dep.settings.debug,
+    )
+    spec = job(
+        "upgrade",
+        dep.settings,
+        shadow,
+        tag=supervisor.tag,
+        stages=[list(stage) for stage in stages],
+        defensive=False,
+        gate=True,
+        reflect=True,
+        schemas=list(schemas),
+        exclude_tables=list(exclude_tables),
+    )
+    environ = worker_environ(dep.settings, shadow, _redirects(dep.database, shadow))
+    try:
+        result = supervisor.run(spec, environ)
+    except WorkerFailed as failed:
+        if failed.aborted and "real database" in failed.error:
+            raise ShadowLeakError(
+                f"the {what} tried to commit to the real database, and was stopped: "
+                "env.py connects somewhere of its own choosing",
+                hint="make env.py use config.attributes['connection'], sqlalchemy.url or "
+                "DATABASE_URL (README, env.py)",
+            ) from None
+        where = f"revision {failed.revision}" if failed.revision else "env.py"
+        raise ReplayFailedError(
+            f"the {what} failed in {where}: {failed.error}",
+            revision=failed.revision,
+            traceback=failed.traceback,
+        ) from None
+    return [Schema.from_dict(result.schemas[i] or {}) for i in range(len(stages))]
 
 
 def replay_schemas(
-    config: Config,
-    script: ScriptDirectory,
-    engine: Engine,
-    backend: Backend,
-    settings: Settings,
+    dep: Deployment,
     stages: list[tuple[str, ...]],
     schemas: tuple[str | None, ...],
 ) -> list[Schema]:
@@ -133,35 +179,12 @@ def replay_schemas(
 
     Stages must be in upgrade order (e.g. the database heads, then the script heads).
     """
-    with engine.connect() as conn:
+    settings = dep.settings
+    with dep.engine.connect() as conn:
         before = read_db_heads(conn, settings)
-    results: list[Schema] = []
-    with scratch_database(engine, backend, settings) as shadow_url:
-        shadow = create_engine(shadow_url, **backend.engine_kwargs(settings))
-        try:
-            rendered = shadow_url.render_as_string(hide_password=False)
-            for stage in stages:
-                for revision in stage:
-                    run_upgrade(
-                        config,
-                        script,
-                        shadow,
-                        backend,
-                        settings,
-                        revision,
-                        rendered,
-                        defensive_mode=False,
-                        step="shadow",
-                    )
-                with shadow.connect() as conn:
-                    results.append(
-                        reflect_schema(
-                            conn, schemas=schemas, exclude_tables=excluded_tables(settings)
-                        )
-                    )
-        finally:
-            shadow.dispose()
-    with engine.connect() as conn:
+    with scratch_database(dep) as shadow:
+        results = replay(dep, shadow, stages, schemas, excluded_tables(settings))
+    with dep.engine.connect() as conn:
         after = read_db_heads(conn, settings)
     if after != before:
         raise ShadowLeakError(

@@ -1,6 +1,7 @@
 """Snapshot file: the expected schema of every revision, recorded at build time.
 
-``alembic-deploy snapshot`` replays the whole revision graph into a scratch database and
+``alembic-deploy snapshot`` replays the whole revision graph (in workers) into scratch databases
+and
 records, for every revision, the schema a clean upgrade to it produces, plus a checksum of
 every revision file. The file is content-addressed (a table definition shared by many
 revisions is stored once, keyed by its digest) and deterministic (the same scripts give a
@@ -16,22 +17,16 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping
-from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from alembic.config import Config
-from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, create_engine
-
-from runner.backends import Backend
-from runner.config import Settings
+from runner.deployment import Deployment
 from runner.errors import ConfigError
+from runner.graph import Graph
 from runner.logs import get_logger
-from runner.schema import Enum, Schema, Table, canonical_json, reflect_schema, table_digest
-from runner.shadow import excluded_tables, scratch_database
-from runner.upgrade import run_upgrade
+from runner.schema import Enum, Schema, Table, canonical_json, table_digest
+from runner.shadow import excluded_tables, replay, scratch_database
 
 log = get_logger(__name__)
 
@@ -48,21 +43,12 @@ def _enum_digest(enum: Enum) -> str:
     return hashlib.sha256(canonical_json(enum.to_dict()).encode()).hexdigest()[:16]
 
 
-def file_checksums(script: ScriptDirectory) -> dict[str, str]:
+def file_checksums(graph: Graph) -> dict[str, str]:
     """sha256 of every revision file, keyed by revision id."""
     sums = {}
-    for revision in script.walk_revisions():
-        path = Path(revision.path)
-        sums[revision.revision] = hashlib.sha256(path.read_bytes()).hexdigest()
+    for revision, file in graph.files.items():
+        sums[revision] = hashlib.sha256(Path(file.path).read_bytes()).hexdigest()
     return dict(sorted(sums.items()))
-
-
-def ancestors(script: ScriptDirectory, heads: tuple[str, ...]) -> set[str]:
-    """The revisions a database at ``heads`` has applied (heads included)."""
-    found: set[str] = set()
-    for head in heads:
-        found.update(rev.revision for rev in script.iterate_revisions(head, "base") if rev)
-    return found
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,7 +189,7 @@ def load_snapshot(path: Path) -> Snapshot | None:
 
 def usable_schema(
     snapshot: Snapshot | None,
-    script: ScriptDirectory,
+    graph: Graph,
     heads: tuple[str, ...],
     dialect: str,
     checksums: Mapping[str, str],
@@ -211,36 +197,26 @@ def usable_schema(
     """The snapshot's schema for ``heads`` if every file it depends on is unchanged."""
     if snapshot is None or snapshot.dialect != dialect:
         return None
-    needed = ancestors(script, heads)
+    needed = graph.ancestors(heads)
     if any(snapshot.checksums.get(rev) != checksums.get(rev) for rev in needed):
         return None
     return snapshot.schema_for(heads)
 
 
-def _topological(script: ScriptDirectory) -> list[str]:
-    """Every revision, ancestors first."""
-    return [rev.revision for rev in reversed(list(script.walk_revisions()))]
+def build_snapshot(dep: Deployment, schemas: tuple[str | None, ...]) -> Snapshot:
+    """Replay the graph into scratch databases on ``dep``'s server and record each state.
 
-
-def build_snapshot(
-    config: Config,
-    script: ScriptDirectory,
-    engine: Engine,
-    backend: Backend,
-    settings: Settings,
-    schemas: tuple[str | None, ...],
-) -> Snapshot:
-    """Replay the graph into scratch databases on ``engine``'s server and record each state."""
+    Revisions that build on each other are replayed by one worker into one scratch database,
+    reflected after each; a revision on another branch starts a fresh database.
+    """
+    graph = dep.graph
     tables: dict[str, Table] = {}
     enums: dict[str, Enum] = {}
     states: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {}
     bases: dict[str, str | None] = {}
-    server_version = ".".join(str(p) for p in (engine.dialect.server_version_info or ())[:1])
-    excluded = excluded_tables(settings)
+    excluded = excluded_tables(dep.settings)
 
-    def record(key: str, shadow: Engine) -> None:
-        with shadow.connect() as conn:
-            schema = reflect_schema(conn, schemas=schemas, exclude_tables=excluded)
+    def record(key: str, schema: Schema) -> None:
         table_ids = []
         for table in schema.tables.values():
             digest = table_digest(table)[:16]
@@ -253,62 +229,34 @@ def build_snapshot(
             enum_ids.append(digest)
         states[key] = (tuple(sorted(table_ids)), tuple(sorted(enum_ids)))
 
-    def fresh(stack: ExitStack) -> tuple[Engine, str]:
-        url = stack.enter_context(scratch_database(engine, backend, settings))
-        shadow = create_engine(url, **backend.engine_kwargs(settings))
-        stack.callback(shadow.dispose)
-        return shadow, url.render_as_string(hide_password=False)
-
+    groups: list[list[str]] = []
     applied: set[str] = set()
-    stack = ExitStack()
-    try:
-        shadow, rendered = fresh(stack)
-        for revision in _topological(script):
-            needed = ancestors(script, (revision,))
-            if applied != needed - {revision}:
-                # Another branch is applied here: start again from an empty database.
-                stack.close()
-                shadow, rendered = fresh(stack)
-            run_upgrade(
-                config,
-                script,
-                shadow,
-                backend,
-                settings,
-                revision,
-                rendered,
-                defensive_mode=False,
-                step="shadow",
-            )
-            applied = needed
-            record(state_key((revision,)), shadow)
-            parents = script.get_revision(revision).down_revision
-            first = parents[0] if isinstance(parents, tuple | list) else parents
-            bases[state_key((revision,))] = first if first in states else None
-        heads = tuple(sorted(script.get_heads()))
-        if len(heads) > 1:
-            stack.close()
-            shadow, rendered = fresh(stack)
-            run_upgrade(
-                config,
-                script,
-                shadow,
-                backend,
-                settings,
-                "heads",
-                rendered,
-                defensive_mode=False,
-                step="shadow",
-            )
-            record(state_key(heads), shadow)
-            bases[state_key(heads)] = state_key((heads[0],))
-    finally:
-        stack.close()
+    for revision in graph.topological():
+        needed = graph.ancestors((revision,))
+        if not groups or applied != needed - {revision}:
+            groups.append([])  # another branch is applied here: start from an empty database
+        groups[-1].append(revision)
+        applied = needed
+    for group in groups:
+        with scratch_database(dep) as shadow:
+            found = replay(dep, shadow, [[r] for r in group], schemas, excluded, what="snapshot")
+        for revision, schema in zip(group, found, strict=True):
+            record(state_key((revision,)), schema)
+            parents = graph.parents(revision)
+            bases[state_key((revision,))] = parents[0] if parents and parents[0] in states else None
+    heads = graph.heads
+    if len(heads) > 1:
+        with scratch_database(dep) as shadow:
+            (schema,) = replay(dep, shadow, [["heads"]], schemas, excluded, what="snapshot")
+        record(state_key(heads), schema)
+        bases[state_key(heads)] = state_key((heads[0],))
+    with dep.engine.connect() as conn:
+        version = conn.dialect.server_version_info or ()
     snapshot = Snapshot(
-        dialect=engine.dialect.name,
-        server_version=server_version,
+        dialect=dep.database.dialect,
+        server_version=".".join(str(p) for p in version[:1]),
         schemas=schemas,
-        checksums=file_checksums(script),
+        checksums=file_checksums(graph),
         tables=tables,
         enums=enums,
         states=states,

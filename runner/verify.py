@@ -11,14 +11,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError
 from tenacity import (
     RetryCallState,
 )
 
-from runner.backends import Backend
-from runner.config import Settings
+from runner.deployment import Deployment
 from runner.drift import Finding, diff
 from runner.errors import DriftError, LockTimeoutError
 from runner.expected import Expected, Source, scope
@@ -47,7 +45,7 @@ class Verification:
         return tuple(f for f in self.findings if f.severity == "error")
 
 
-def reflect_database(engine: Engine, backend: Backend, settings: Settings) -> Schema:
+def reflect_database(dep: Deployment) -> Schema:
     """Reflect the schemas in scope, waiting at most the DDL lock timeout per attempt.
 
     Column reflection calls ``pg_get_expr``, which takes a share lock on each table: a session
@@ -62,11 +60,12 @@ def reflect_database(engine: Engine, backend: Backend, settings: Settings) -> Sc
             sleep_s=round(state.upcoming_sleep, 3),
         )
 
+    settings, backend = dep.settings, dep.backend
     retrying = backend.lock_retrying(settings, before_retry)
     try:
         for attempt in retrying:
-            with attempt, engine.connect() as conn:
-                backend.prepare_migration_connection(conn, settings)
+            with attempt, dep.engine.connect() as conn:
+                backend.prepare(conn, settings)
                 return reflect_schema(
                     conn, schemas=scope(settings), exclude_tables=excluded_tables(settings)
                 )
@@ -83,10 +82,9 @@ def reflect_database(engine: Engine, backend: Backend, settings: Settings) -> Sc
     raise AssertionError("unreachable")  # pragma: no cover - Retrying returns or raises
 
 
-def verify_schema(
-    engine: Engine, backend: Backend, expected: Expected, settings: Settings, *, stage: str
-) -> Verification:
-    """Diff the database behind ``engine`` against ``expected``."""
+def verify_schema(dep: Deployment, expected: Expected, *, stage: str) -> Verification:
+    """Diff the deployed database against ``expected``."""
+    settings = dep.settings
     if expected.schema is None:
         log.warning(
             "verify.skipped",
@@ -102,7 +100,7 @@ def verify_schema(
                 "drop --require-verify",
             )
         return Verification(Source.NONE)
-    actual = reflect_database(engine, backend, settings)
+    actual = reflect_database(dep)
     findings = tuple(diff(expected.schema, actual))
     for finding in findings:
         log.warning("verify.drift_found", stage=stage, **finding.to_dict())

@@ -26,7 +26,11 @@ from tenacity import (
 )
 
 from runner.config import Settings, mask_text
-from runner.errors import ConnectionRefusedPermanentlyError, DatabaseUnreachableError
+from runner.errors import (
+    ConnectionRefusedPermanentlyError,
+    DatabaseUnreachableError,
+    DeployError,
+)
 from runner.logs import get_logger
 
 log = get_logger(__name__)
@@ -135,6 +139,8 @@ def wait_for_database(
                 with engine.connect() as connection:
                     connection.execute(text("SELECT 1"))
                     version = connection.dialect.server_version_info
+    except DeployError:
+        raise  # Interrupted: a signal while waiting is not a connection error
     except Exception as exc:
         if not is_transient(exc):
             raise ConnectionRefusedPermanentlyError(

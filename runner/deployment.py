@@ -1,0 +1,108 @@
+"""What one run works on, under one name: settings, the database, its engine, the graph.
+
+A :class:`Deployment` replaces the ``(config, script, engine, backend, settings, url)`` clump
+that used to travel through every signature. It also builds worker jobs (:mod:`runner.worker`)
+and the environment they run in, so that every run of the user's code, against the real
+database or a scratch one, is set up the same way.
+
+:func:`load_graph` runs the ``graph`` job. Raises :class:`ConfigError` (exit 2) when the
+script directory cannot be found and :class:`RevisionGraphError` (exit 6) when a revision file
+does not load.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine
+
+from runner.backends import Backend, Database
+from runner.config import Settings, config_file, mask_text
+from runner.errors import ConfigError, RevisionGraphError
+from runner.graph import Graph
+from runner.logs import get_logger
+from runner.supervise import Supervisor, WorkerFailed
+
+log = get_logger(__name__)
+
+
+def job(
+    kind: str,
+    settings: Settings,
+    database: Database | None,
+    *,
+    tag: str = "",
+    **fields: Any,
+) -> dict[str, Any]:
+    """A worker job for ``database`` (its URL travels over the pipe, never in argv)."""
+    spec: dict[str, Any] = {
+        "kind": kind,
+        "config_path": str(config_file(settings).resolve()),
+        "debug": settings.debug,
+        **fields,
+    }
+    if database is not None:
+        spec["url"] = database.rendered
+        spec["engine_kwargs"] = database.backend.worker_engine_kwargs(settings, tag)
+        spec["session_sql"] = database.backend.session_sql(settings)
+    return spec
+
+
+def worker_environ(
+    settings: Settings, database: Database | None, redirect: Mapping[str, str] | None = None
+) -> dict[str, str]:
+    """The environment env.py runs in: ``DATABASE_URL`` names ``database``.
+
+    ``redirect`` maps other variables to new values (a replay points every variable that
+    names the real database at the shadow).
+    """
+    environ = dict(os.environ)
+    environ.update(redirect or {})
+    if database is not None:
+        environ["DATABASE_URL"] = database.rendered
+        environ.update(database.backend.migration_environ(settings))
+    return environ
+
+
+def load_graph(settings: Settings, database: Database | None) -> Graph:
+    """The revision graph, loaded by a worker (revision files never import here)."""
+    try:
+        result = Supervisor(step="graph", debug=settings.debug).run(
+            job("graph", settings, database), worker_environ(settings, database)
+        )
+    except WorkerFailed as failed:
+        message = mask_text(failed.error)
+        if failed.report.get("error_type") == "CommandError":
+            raise ConfigError(
+                f"cannot load the migration scripts: {message}",
+                hint="check script_location in the Alembic config",
+            ) from None
+        raise RevisionGraphError(
+            f"cannot load the revision graph: {failed.report.get('error_type')}: {message}",
+            hint="fix the migration file named above; `alembic heads` shows the same error",
+        ) from None
+    assert result.graph is not None
+    return Graph.from_records(result.graph)
+
+
+@dataclass(frozen=True, slots=True)
+class Deployment:
+    """Everything one run works on."""
+
+    settings: Settings
+    #: The database being deployed (``--direct-url`` when set).
+    database: Database
+    engine: Engine
+    graph: Graph
+
+    @property
+    def backend(self) -> Backend:
+        return self.database.backend
+
+    @property
+    def config_dir(self) -> Path:
+        return config_file(self.settings).resolve().parent

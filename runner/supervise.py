@@ -1,0 +1,298 @@
+"""Supervisor: run one :mod:`runner.worker` job in a fresh child interpreter and follow it.
+
+The parent keeps the lock, the logs and the exit code; the child runs the user's code. While
+the child works the supervisor
+
+* re-emits its records as runner events (``upgrade.revision_applied``, ...), and anything it
+  prints (stdout, stderr, stdlib logging) as ``worker.output`` / ``worker.log`` events, never
+  on the runner's stdout;
+* checks the lock at least once a second (``watch``), and again before every commit: the child
+  asks before each revision's transaction commits (``commit_requested``) and is told to abort
+  when the lock is gone or the ``gate`` refuses (a replay that reached the real database);
+* stops the child when the lock is lost or a signal arrives: the running statements are
+  cancelled on the server (the child reported its backend pid, and every connection it opens
+  carries a tagged ``application_name``), the child is given a moment to roll back, then its
+  sessions are terminated and it is killed.
+
+A child that ends without its ``completed`` record failed, whatever its exit status:
+:class:`WorkerFailed` carries what it reported. Raises whatever ``watch`` raises
+(:class:`~runner.errors.LockLostError`) and :class:`~runner.errors.Interrupted`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import selectors
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from runner.logs import get_logger
+
+log = get_logger(__name__)
+
+#: How often the lock is checked while a child works (seconds).
+WATCH_INTERVAL_S = 0.5
+#: How long a stopped child gets to roll back before its sessions are terminated.
+STOP_GRACE_S = 0.8
+
+_LEVELS = {"debug": "debug", "info": "info", "warning": "warning", "error": "error"}
+
+
+class WorkerFailed(Exception):
+    """The child ended without its ``completed`` record."""
+
+    def __init__(
+        self, report: dict[str, Any], returncode: int | None, partial: JobResult | None = None
+    ) -> None:
+        self.report = report
+        #: What the child reported before it failed (revisions it committed, ...).
+        self.partial = partial or JobResult()
+        self.returncode = returncode
+        self.error = str(report.get("error") or f"the worker exited with status {returncode}")
+        self.revision: str | None = report.get("revision")
+        self.applied: list[str] = list(report.get("applied") or [])
+        self.lock_timeout = bool(report.get("lock_timeout"))
+        self.aborted = bool(report.get("aborted"))
+        self.traceback: str | None = report.get("traceback")
+        super().__init__(self.error)
+
+
+@dataclass(slots=True)
+class JobResult:
+    """What a completed job reported."""
+
+    applied: list[dict[str, Any]] = field(default_factory=list)
+    skipped: list[dict[str, Any]] = field(default_factory=list)
+    schemas: dict[int, dict[str, Any] | None] = field(default_factory=dict)
+    graph: list[dict[str, Any]] | None = None
+    sql: str | None = None
+    configured: dict[str, Any] | None = None
+
+
+#: Cancels (``terminate=False``) or terminates the child's server sessions.
+Canceller = Callable[[list[int], str, bool], None]
+
+
+@dataclass(slots=True)
+class Supervisor:
+    """How to follow one kind of job: its event namespace and what the parent checks."""
+
+    #: Event namespace for revisions: ``upgrade`` (the real database) or ``shadow``.
+    step: str = "upgrade"
+    #: Checks the migration lock; raises when it is lost.
+    watch: Callable[[], None] | None = None
+    #: Given the identity of the database a commit would land on, a reason to refuse it.
+    gate: Callable[[Mapping[str, Any]], str | None] | None = None
+    #: Cancels/terminates server sessions of the child (by pid and application_name).
+    cancel: Canceller | None = None
+    #: The application_name tag the child's connections carry.
+    tag: str = field(default_factory=lambda: f"alembic-deploy-worker-{uuid.uuid4().hex[:8]}")
+    debug: bool = False
+
+    def run(self, job: dict[str, Any], env: Mapping[str, str]) -> JobResult:
+        """Run ``job`` in a child with environment ``env``; return its records."""
+        return _Run(self, job, env).follow()
+
+
+class _Run:
+    def __init__(self, supervisor: Supervisor, job: dict[str, Any], env: Mapping[str, str]):
+        self.s = supervisor
+        self.result = JobResult()
+        self.failed: dict[str, Any] | None = None
+        self.completed = False
+        self.pids: list[int] = []
+        self.current: str | None = None
+        self.started_at = 0.0
+        records_r, records_w = os.pipe()
+        control_r, control_w = os.pipe()
+        try:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "runner.worker", str(records_w), str(control_r)],
+                pass_fds=(records_w, control_r),
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                env={**env, "PGAPPNAME": supervisor.tag},
+            )
+        finally:
+            os.close(records_w)
+            os.close(control_r)
+        _ACTIVE.add(self)
+        self.records = records_r
+        self.control = os.fdopen(control_w, "wb", buffering=0)
+        self._send(job)
+
+    def _send(self, message: Mapping[str, Any]) -> None:
+        # BrokenPipe: the child is gone, and its records tell why.
+        with contextlib.suppress(BrokenPipeError, ValueError):
+            self.control.write((json.dumps(message) + "\n").encode())
+
+    def follow(self) -> JobResult:
+        try:
+            self._loop()
+        except BaseException:
+            self.stop()
+            raise
+        finally:
+            _ACTIVE.discard(self)
+            self._close()
+        if not self.completed:
+            raise WorkerFailed(self.failed or {}, self.proc.returncode, self.result)
+        return self.result
+
+    def _loop(self) -> None:
+        assert self.proc.stdout is not None and self.proc.stderr is not None
+        selector = selectors.DefaultSelector()
+        streams = {
+            self.records: "records",
+            self.proc.stdout.fileno(): "stdout",
+            self.proc.stderr.fileno(): "stderr",
+        }
+        pending = {fd: b"" for fd in streams}
+        for fd in streams:
+            selector.register(fd, selectors.EVENT_READ)
+        last_watch = time.monotonic()
+        try:
+            while selector.get_map():
+                for key, _ in selector.select(timeout=WATCH_INTERVAL_S):
+                    fd = int(key.fd)
+                    data = os.read(fd, 65536)
+                    if not data:
+                        selector.unregister(fd)
+                        if pending[fd]:
+                            self._line(streams[fd], pending[fd])
+                        continue
+                    *lines, pending[fd] = (pending[fd] + data).split(b"\n")
+                    for line in lines:
+                        self._line(streams[fd], line)
+                if self.s.watch is not None and time.monotonic() - last_watch >= WATCH_INTERVAL_S:
+                    self.s.watch()
+                    last_watch = time.monotonic()
+        finally:
+            selector.close()
+        self.proc.wait()
+
+    def _line(self, stream: str, raw: bytes) -> None:
+        text = raw.decode(errors="replace").rstrip("\r")
+        if stream != "records":
+            if text.strip():
+                log.info("worker.output", stream=stream, line=text, revision=self.current)
+            return
+        record: dict[str, Any] = json.loads(text)
+        handler = getattr(self, f"_on_{record.pop('record')}")
+        handler(record)
+
+    # --- records ------------------------------------------------------------------------
+
+    def _on_graph(self, record: dict[str, Any]) -> None:
+        self.result.graph = record["revisions"]
+
+    def _on_configured(self, record: dict[str, Any]) -> None:
+        self.result.configured = record
+
+    def _on_connected(self, record: dict[str, Any]) -> None:
+        if record.get("backend_pid") is not None:
+            self.pids.append(int(record["backend_pid"]))
+
+    def _on_revision_started(self, record: dict[str, Any]) -> None:
+        self.current = record["revision"]
+        self.started_at = time.monotonic()
+        emit = log.info if self.s.step == "upgrade" else log.debug
+        emit(f"{self.s.step}.revision_started", revision=self.current)
+
+    def _on_commit_requested(self, record: dict[str, Any]) -> None:
+        reason: str | None = None
+        if self.s.watch is not None:
+            self.s.watch()  # raises when the lock is gone: the child is stopped
+        if self.s.gate is not None:
+            reason = self.s.gate(record.get("identity") or {})
+        if reason:
+            self._send({"answer": "abort", "reason": reason})
+        else:
+            self._send({"answer": "commit"})
+
+    def _on_revision_applied(self, record: dict[str, Any]) -> None:
+        self.result.applied.append(record)
+        self.current = None
+        emit = log.info if self.s.step == "upgrade" else log.debug
+        emit(
+            f"{self.s.step}.revision_applied",
+            revision=record["revision"],
+            from_revisions=record["down_revisions"],
+            duration_ms=record["duration_ms"],
+        )
+
+    def _on_operation_skipped(self, record: dict[str, Any]) -> None:
+        self.result.skipped.append(record)
+        log.warning("upgrade.operation_skipped", **record)
+
+    def _on_log(self, record: dict[str, Any]) -> None:
+        level = _LEVELS.get(record.get("level", "info"), "info")
+        getattr(log, level)(
+            "worker.log", logger=record.get("logger"), message=record.get("message")
+        )
+
+    def _on_schema(self, record: dict[str, Any]) -> None:
+        self.result.schemas[int(record["index"])] = record["schema"]
+
+    def _on_sql(self, record: dict[str, Any]) -> None:
+        self.result.sql = record["text"]
+
+    def _on_failed(self, record: dict[str, Any]) -> None:
+        self.failed = record
+
+    def _on_completed(self, record: dict[str, Any]) -> None:
+        self.completed = True
+
+    # --- stopping -----------------------------------------------------------------------
+
+    def stop(self) -> None:
+        """Cancel the child's statements, let it roll back, then end it for sure."""
+        if self.proc.poll() is not None:
+            return
+        self._cancel(terminate=False)
+        self._close()  # the child's next commit request reads EOF and aborts
+        try:
+            self.proc.wait(timeout=STOP_GRACE_S)
+            return
+        except subprocess.TimeoutExpired:
+            pass
+        self._cancel(terminate=True)
+        self.proc.kill()
+        self.proc.wait()
+
+    def _cancel(self, *, terminate: bool) -> None:
+        if self.s.cancel is None:
+            return
+        try:
+            self.s.cancel(list(self.pids), self.s.tag, terminate)
+        except Exception as exc:  # best effort: killing the child still ends its sessions
+            log.warning("worker.cancel_failed", error=str(exc), terminate=terminate)
+
+    def _close(self) -> None:
+        with contextlib.suppress(OSError):
+            self.control.close()
+        if self.records >= 0:
+            os.close(self.records)
+            self.records = -1
+
+
+_ACTIVE: set[_Run] = set()
+_active_lock = threading.Lock()
+
+
+def kill_all() -> None:
+    """Kill every running child and end its sessions (the signal watchdog's last resort)."""
+    with _active_lock:
+        runs = list(_ACTIVE)
+    for run in runs:
+        run.proc.kill()
+        run._cancel(terminate=True)

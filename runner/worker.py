@@ -1,0 +1,448 @@
+"""The worker: a fresh child interpreter that runs the user's Alembic code for one job.
+
+The runner's own process never imports env.py, the application or a revision module (they may
+reconfigure logging, print to stdout, keep module-level state or call ``sys.exit``). Each job
+runs here instead, started by :mod:`runner.supervise` as ``python -m runner.worker RECORDS
+CONTROL`` with two pipe file descriptors:
+
+* ``CONTROL`` (read): the job, one JSON line, then the parent's answers to commit requests;
+* ``RECORDS`` (write): one JSON line per record: ``graph``, ``configured`` (env.py's version
+  table), ``connected`` (backend pid),
+  ``revision_started``, ``commit_requested`` (the parent answers ``commit`` or ``abort``),
+  ``revision_applied``, ``operation_skipped``, ``log`` (stdlib logging), ``schema`` (a reflected
+  stage), ``sql`` (offline output), ``failed`` and finally ``completed``.
+
+Jobs: ``graph`` (the revision graph, no env.py), ``upgrade`` (env.py against the locked
+database with defensive operations, or against a scratch database reflecting each stage),
+``metadata`` (env.py's ``target_metadata`` as a schema), ``stamp`` and ``offline_sql``
+(``alembic upgrade --sql``). A job that ends without ``completed`` failed, whatever the exit
+status: a ``sys.exit(0)`` inside a revision is a failed migration. This module raises nothing
+to its caller; failures become a ``failed`` record and exit status 1.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import io
+import json
+import logging
+import os
+import signal
+import sys
+import time
+import traceback
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any, BinaryIO
+
+#: Record names, in the order a job can send them.
+RECORDS = (
+    "graph",
+    "configured",
+    "connected",
+    "revision_started",
+    "commit_requested",
+    "revision_applied",
+    "operation_skipped",
+    "log",
+    "schema",
+    "sql",
+    "failed",
+    "completed",
+)
+
+
+class Aborted(Exception):
+    """The parent refused a commit (lock lost, or the replay reached the wrong database)."""
+
+
+class Channel:
+    """The two pipes to the parent: records out, answers in."""
+
+    def __init__(self, records: BinaryIO, control: BinaryIO) -> None:
+        self._records = records
+        self._control = control
+
+    def send(self, record: str, **data: Any) -> None:
+        line = json.dumps({"record": record, **data}, default=str) + "\n"
+        self._records.write(line.encode())
+        self._records.flush()
+
+    def receive(self) -> dict[str, Any]:
+        line = self._control.readline()
+        if not line:
+            raise Aborted("the runner went away")
+        message: dict[str, Any] = json.loads(line)
+        return message
+
+    def ask(self, record: str, **data: Any) -> dict[str, Any]:
+        self.send(record, **data)
+        return self.receive()
+
+
+class _RecordHandler(logging.Handler):
+    """Stdlib logging (Alembic's, the app's) as ``log`` records for the parent to re-emit."""
+
+    def __init__(self, channel: Channel) -> None:
+        super().__init__(logging.DEBUG)
+        self.channel = channel
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            message = record.getMessage()
+            if record.exc_info:
+                message += "\n" + "".join(traceback.format_exception(*record.exc_info))
+            self.channel.send(
+                "log", logger=record.name, level=record.levelname.lower(), message=message
+            )
+        except Exception:  # never let logging break a migration
+            self.handleError(record)
+
+
+def _take_logging(channel: Channel, handler: _RecordHandler, debug: bool) -> None:
+    """(Re)install our root handler: env.py's ``fileConfig`` replaces it at import."""
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(logging.DEBUG if debug else logging.INFO)
+    for name in ("alembic", "sqlalchemy", "alembic.runtime.migration"):
+        logger = logging.getLogger(name)
+        logger.handlers[:] = []
+        logger.propagate = True
+        logger.disabled = False
+    logging.getLogger("alembic").setLevel(logging.INFO if debug else logging.WARNING)
+    logging.getLogger("sqlalchemy").setLevel(logging.WARNING)
+    logging.getLogger("sqlalchemy.engine").setLevel(logging.INFO if debug else logging.WARNING)
+    # "Running upgrade a -> b" is reported as revision records already.
+    logging.getLogger("alembic.runtime.migration").setLevel(
+        logging.DEBUG if debug else logging.WARNING
+    )
+
+
+def _die_with_parent() -> None:
+    """Ask Linux to SIGKILL this process when the runner dies (no orphaned migrations)."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):  # not Linux: the closed control pipe still stops us
+        pass
+
+
+class Worker:
+    """One job: what it needs from the parent and how each kind runs."""
+
+    def __init__(self, channel: Channel, job: dict[str, Any]) -> None:
+        self.channel = channel
+        self.job = job
+        self.handler = _RecordHandler(channel)
+        self.current: str | None = None
+        self.started = 0.0
+        self.applied: list[str] = []
+
+    # --- shared pieces -------------------------------------------------------------------
+
+    def _config(self, buffer: io.StringIO | None = None) -> Any:
+        from alembic.config import Config
+
+        config = Config(self.job["config_path"], output_buffer=buffer)
+        if self.job.get("url"):
+            config.set_main_option("sqlalchemy.url", self.job["url"].replace("%", "%%"))
+        return config
+
+    def _script(self, config: Any) -> Any:
+        from alembic.script import ScriptDirectory
+
+        return ScriptDirectory.from_config(config)
+
+    def _engine(self) -> Any:
+        from sqlalchemy import create_engine
+        from sqlalchemy.pool import NullPool
+
+        return create_engine(
+            self.job["url"], poolclass=NullPool, **self.job.get("engine_kwargs", {})
+        )
+
+    def _prepare(self, conn: Any) -> None:
+        """Session settings (the DDL lock_timeout) and the backend pid for cancellation."""
+        from sqlalchemy import text
+
+        for statement in self.job.get("session_sql", []):
+            conn.execute(text(statement["sql"]), statement.get("params", {}))
+        if conn.in_transaction():
+            conn.commit()
+        pid = None
+        if conn.dialect.name == "postgresql":
+            pid = conn.execute(text("SELECT pg_backend_pid()")).scalar()
+            conn.commit()
+        self.channel.send("connected", backend_pid=pid)
+
+    def _identity(self, conn: Any) -> dict[str, Any]:
+        from runner.backends import backend_for
+
+        identity: dict[str, Any] = backend_for(conn.engine.url).identity(conn)
+        return identity
+
+    def _run_env(self, config: Any, script: Any, conn: Any, target: str, migrate: bool) -> Any:
+        """Run env.py like ``alembic.command.upgrade``; returns its ``target_metadata``."""
+        from alembic.runtime.environment import EnvironmentContext
+
+        from runner import defensive
+
+        captured: dict[str, Any] = {}
+        gate = bool(self.job.get("gate"))
+
+        def steps(rev: Any, context: Any) -> Iterable[Any]:
+            if not migrate:
+                return []
+            return self._track(script._upgrade_revs(target, rev))
+
+        env = EnvironmentContext(config, script, fn=steps, as_sql=False, destination_rev=target)
+        original = env.configure
+
+        def configure(*args: Any, **kw: Any) -> None:
+            _take_logging(self.channel, self.handler, bool(self.job.get("debug")))
+            captured["metadata"] = kw.get("target_metadata")
+            self.channel.send(
+                "configured",
+                version_table=kw.get("version_table", "alembic_version"),
+                version_table_schema=kw.get("version_table_schema"),
+            )
+            user_hook = kw.get("on_version_apply")
+
+            def on_version_apply(*, ctx: Any, step: Any, heads: Any, run_args: Any) -> None:
+                if user_hook is not None:
+                    user_hook(ctx=ctx, step=step, heads=heads, run_args=run_args)
+                # Inside the revision's transaction, before its commit: ask the parent.
+                if gate:
+                    answer = self.channel.ask(
+                        "commit_requested",
+                        revision=step.up_revision_id,
+                        identity=self._identity(ctx.connection),
+                    )
+                    if answer.get("answer") != "commit":
+                        raise Aborted(answer.get("reason") or "the runner refused the commit")
+                self.applied.append(step.up_revision_id)
+                self.channel.send(
+                    "revision_applied",
+                    revision=step.up_revision_id,
+                    down_revisions=list(step.down_revision_ids),
+                    duration_ms=round((time.perf_counter() - self.started) * 1000, 1),
+                )
+                self.current = None
+                defensive.set_current_revision(None)
+
+            kw["on_version_apply"] = on_version_apply
+            kw["transaction_per_migration"] = True
+            original(*args, **kw)
+
+        env.configure = configure  # type: ignore[method-assign]
+        config.attributes["connection"] = conn
+        try:
+            with env:
+                script.run_env()
+            if conn.in_transaction():
+                conn.commit()
+        except BaseException:
+            if conn.in_transaction():
+                conn.rollback()
+            raise
+        finally:
+            config.attributes.pop("connection", None)
+            _take_logging(self.channel, self.handler, bool(self.job.get("debug")))
+        return captured.get("metadata")
+
+    def _track(self, steps: Iterable[Any]) -> Iterator[Any]:
+        from runner import defensive
+
+        # MigrationContext.run_migrations pulls the next step right before opening its
+        # transaction, so "pulled" means "starting".
+        for step in steps:
+            self.current = step.info.up_revision_id
+            defensive.set_current_revision(self.current)
+            self.started = time.perf_counter()
+            self.channel.send("revision_started", revision=self.current)
+            yield step
+
+    def _reflect(self, engine: Any) -> dict[str, Any]:
+        from runner.schema import reflect_schema
+
+        schemas = tuple(self.job.get("schemas") or [None])
+        with engine.connect() as conn:
+            schema = reflect_schema(
+                conn, schemas=schemas, exclude_tables=tuple(self.job.get("exclude_tables", ()))
+            )
+        return schema.to_dict()
+
+    # --- jobs ------------------------------------------------------------------------------
+
+    def graph(self) -> None:
+        script = self._script(self._config())
+        revisions = []
+        for rev in script.walk_revisions():
+            revisions.append(
+                {
+                    "revision": rev.revision,
+                    "down_revision": _as_list(rev.down_revision),
+                    "dependencies": _as_list(rev.dependencies),
+                    "branch_labels": sorted(rev._orig_branch_labels),
+                    "path": rev.path,
+                }
+            )
+        self.channel.send("graph", revisions=revisions)
+
+    def upgrade(self) -> None:
+        """Migrate through each stage's targets, reflecting after each stage when asked."""
+        from runner import defensive
+
+        config = self._config()
+        script = self._script(config)
+        engine = self._engine()
+        skipped_reporter = self._report_skip if self.job.get("defensive") else None
+        try:
+            with defensive.defensive_operations(skipped_reporter):
+                for index, stage in enumerate(self.job["stages"]):
+                    for target in stage:
+                        with engine.connect() as conn:
+                            self._prepare(conn)
+                            self._run_env(config, script, conn, target, migrate=True)
+                    if self.job.get("reflect"):
+                        self.channel.send("schema", index=index, schema=self._reflect(engine))
+        finally:
+            engine.dispose()
+
+    def metadata(self) -> None:
+        from sqlalchemy import MetaData
+
+        from runner.schema import Schema, schema_from_metadata
+
+        config = self._config()
+        script = self._script(config)
+        engine = self._engine()
+        try:
+            with engine.connect() as conn:
+                metadata = self._run_env(config, script, conn, "heads", migrate=False)
+            dialect = engine.dialect
+        finally:
+            engine.dispose()
+        if metadata is None:
+            self.channel.send("schema", index=0, schema=None)
+            return
+        parts = [metadata] if isinstance(metadata, MetaData) else list(metadata)
+        schemas = [schema_from_metadata(part, dialect) for part in parts]
+        merged = Schema(
+            tables={k: t for s in schemas for k, t in s.tables.items()},
+            enums={k: e for s in schemas for k, e in s.enums.items()},
+            schemas=tuple(dict.fromkeys(x for s in schemas for x in s.schemas)),
+        )
+        self.channel.send("schema", index=0, schema=merged.to_dict())
+
+    def stamp(self) -> None:
+        """Write a revision into the (possibly new) version table, as ``alembic stamp``."""
+        from alembic.runtime.migration import MigrationContext
+
+        script = self._script(self._config())
+        engine = self._engine()
+        try:
+            with engine.begin() as conn:
+                context = MigrationContext.configure(
+                    conn,
+                    opts={
+                        "version_table": self.job["version_table"],
+                        "version_table_schema": self.job.get("version_table_schema"),
+                    },
+                )
+                context.stamp(script, self.job["revision"])
+        finally:
+            engine.dispose()
+
+    def offline_sql(self) -> None:
+        from alembic import command
+
+        buffer = io.StringIO()
+        config = self._config(buffer)
+        command.upgrade(config, self.job["range"], sql=True)
+        self.channel.send("sql", text=buffer.getvalue())
+
+    def _report_skip(self, skipped: Any) -> None:
+        self.channel.send(
+            "operation_skipped",
+            operation=skipped.operation,
+            table=skipped.table,
+            object=skipped.object,
+            reason=skipped.reason,
+            revision=skipped.revision,
+        )
+
+    def run(self) -> None:
+        jobs: dict[str, Callable[[], None]] = {
+            "graph": self.graph,
+            "upgrade": self.upgrade,
+            "metadata": self.metadata,
+            "offline_sql": self.offline_sql,
+            "stamp": self.stamp,
+        }
+        _take_logging(self.channel, self.handler, bool(self.job.get("debug")))
+        jobs[self.job["kind"]]()
+
+
+def _as_list(value: Any) -> list[str]:
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [value]
+    return list(value)
+
+
+def _describe(exc: BaseException) -> str:
+    inner = getattr(exc, "orig", None) or exc
+    text = " ".join(str(inner).split())
+    return text or type(inner).__name__
+
+
+def _is_ddl_lock_timeout(exc: BaseException) -> bool:
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        orig = getattr(current, "orig", None) or current
+        if "55P03" in (getattr(orig, "pgcode", None), getattr(orig, "sqlstate", None)):
+            return True
+        current = current.__cause__ or current.__context__
+    return False
+
+
+def main(argv: list[str]) -> int:
+    """Run one job; the parent reads the outcome from the records, not the exit status."""
+    _die_with_parent()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the runner decides what a Ctrl-C stops
+    records = os.fdopen(int(argv[1]), "wb", buffering=0)
+    control = os.fdopen(int(argv[2]), "rb")
+    channel = Channel(records, control)
+    job = channel.receive()
+    worker = Worker(channel, job)
+    try:
+        worker.run()
+    except BaseException as exc:  # SystemExit from a revision is a failure too
+        kind = "exit" if isinstance(exc, SystemExit) else type(exc).__name__
+        message = (
+            f"sys.exit({exc.code!r}) was called" if isinstance(exc, SystemExit) else _describe(exc)
+        )
+        channel.send(
+            "failed",
+            error_type=kind,
+            error=message,
+            revision=worker.current,
+            applied=worker.applied,
+            aborted=isinstance(exc, Aborted),
+            lock_timeout=_is_ddl_lock_timeout(exc),
+            traceback="".join(traceback.format_exception(exc)),
+        )
+        return 1
+    channel.send("completed", applied=worker.applied)
+    return 0
+
+
+if __name__ == "__main__":
+    # os._exit: the app's atexit hooks and non-daemon threads must not outlive the job.
+    code = main(sys.argv)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
