@@ -23,10 +23,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, create_engine, text
+from sqlalchemy import Connection, Engine, create_engine, inspect, text
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
 from sqlalchemy.pool import NullPool
+from sqlalchemy.schema import CreateSchema, DropSchema
 from tenacity import (
     RetryCallState,
     Retrying,
@@ -90,6 +91,26 @@ class Backend:
         """Which database a connection is on (the replay's commit gate compares these)."""
         database = conn.engine.url.database
         return {"database": os.path.realpath(database) if database else None}
+
+    def backend_pid(self, conn: Connection) -> int | None:
+        """The server process serving ``conn``, when the server has one (to cancel it)."""
+        return None
+
+    def same_database(self, a: URL, b: URL) -> bool:
+        """Whether two URLs of this dialect name the same database."""
+        return bool(a.database) and os.path.realpath(a.database or "") == os.path.realpath(
+            b.database or ""
+        )
+
+    def empty_database(self, conn: Connection) -> None:
+        """Drop every table of a ``--shadow-url`` database (scratch space by contract)."""
+        insp = inspect(conn)
+        quote = conn.dialect.identifier_preparer.quote
+        for table in reversed(insp.get_table_names()):
+            conn.execute(text(f"DROP TABLE {quote(table)}"))
+
+    #: Whether ``snapshot`` can build on this dialect without a server (scratch files).
+    local_snapshot = False
 
     def is_ddl_lock_timeout(self, exc: BaseException) -> bool:
         return False
@@ -167,6 +188,23 @@ class PostgresBackend(Backend):
             conn.commit()
         log.info("worker.sessions_cancelled", pids=pids, terminate=terminate)
 
+    def backend_pid(self, conn: Connection) -> int | None:
+        pid = conn.execute(text("SELECT pg_backend_pid()")).scalar()
+        return int(pid) if pid is not None else None
+
+    def same_database(self, a: URL, b: URL) -> bool:
+        loopback = {"localhost", "127.0.0.1", "::1", "", None}
+
+        def host(url: URL) -> str | None:
+            return "loopback" if url.host in loopback else (url.host or "").lower()
+
+        return (host(a), a.port or 5432, a.database) == (host(b), b.port or 5432, b.database)
+
+    def empty_database(self, conn: Connection) -> None:
+        schema = inspect(conn).default_schema_name or "public"
+        conn.execute(DropSchema(schema, cascade=True, if_exists=True))
+        conn.execute(CreateSchema(schema))
+
     def identity(self, conn: Connection) -> dict[str, Any]:
         row = conn.execute(
             text(
@@ -213,6 +251,7 @@ class PostgresBackend(Backend):
 
 class SqliteBackend(Backend):
     name = "sqlite"
+    local_snapshot = True
 
     def locker(self, engine: Engine, url: URL, settings: Settings) -> Locker:
         database = url.database

@@ -341,7 +341,7 @@ def _snapshot_server(settings: Settings) -> Iterator[str]:
         yield settings.shadow_url
         return
     configured = settings.effective_url or configured_url(load_config(settings))
-    if configured and Database.from_raw(configured).dialect == "sqlite":
+    if configured and Database.from_raw(configured).backend.local_snapshot:
         yield configured
         return
     try:

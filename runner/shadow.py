@@ -20,10 +20,8 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import inspect, text
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import ArgumentError
-from sqlalchemy.schema import CreateSchema, DropSchema
 
 from runner.backends import Database, ShadowUnavailable
 from runner.config import Settings, resolve_url
@@ -52,15 +50,7 @@ def _given_shadow(database: Database, settings: Settings) -> Iterator[URL]:
     engine = database.engine(settings)
     try:
         with engine.begin() as conn:
-            insp = inspect(conn)
-            if conn.dialect.name == "postgresql":
-                schema = insp.default_schema_name or "public"
-                conn.execute(DropSchema(schema, cascade=True, if_exists=True))
-                conn.execute(CreateSchema(schema))
-            else:
-                quote = engine.dialect.identifier_preparer.quote
-                for table in reversed(insp.get_table_names()):
-                    conn.execute(text(f"DROP TABLE {quote(table)}"))
+            database.backend.empty_database(conn)
         yield database.url
     finally:
         engine.dispose()
@@ -78,22 +68,6 @@ def scratch_database(dep: Deployment) -> Iterator[Database]:
         yield Database(url, dep.backend)
 
 
-def same_database(a: URL, b: URL) -> bool:
-    """Whether two URLs name the same database (host spellings and default ports aside)."""
-    if a.get_backend_name() != b.get_backend_name():
-        return False
-    if a.get_backend_name() == "sqlite":
-        return bool(a.database) and os.path.realpath(a.database or "") == os.path.realpath(
-            b.database or ""
-        )
-    loopback = {"localhost", "127.0.0.1", "::1", "", None}
-
-    def host(url: URL) -> str | None:
-        return "loopback" if url.host in loopback else (url.host or "").lower()
-
-    return (host(a), a.port or 5432, a.database) == (host(b), b.port or 5432, b.database)
-
-
 def _redirects(target: Database, shadow: Database) -> dict[str, str]:
     """Every environment variable that names the real database, pointed at the shadow."""
     moved = {}
@@ -104,7 +78,9 @@ def _redirects(target: Database, shadow: Database) -> dict[str, str]:
             url = resolve_url(value)
         except (ConfigError, ArgumentError, ValueError):
             continue
-        if same_database(url, target.url):
+        if url.get_backend_name() == target.dialect and target.backend.same_database(
+            url, target.url
+        ):
             moved[key] = shadow.rendered
     return moved
 

@@ -168,9 +168,10 @@ class Worker:
             conn.execute(text(statement["sql"]), statement.get("params", {}))
         if conn.in_transaction():
             conn.commit()
-        pid = None
-        if conn.dialect.name == "postgresql":
-            pid = conn.execute(text("SELECT pg_backend_pid()")).scalar()
+        from runner.backends import backend_for
+
+        pid = backend_for(conn.engine.url).backend_pid(conn)
+        if conn.in_transaction():
             conn.commit()
         self.channel.send("connected", backend_pid=pid)
 

@@ -42,13 +42,22 @@ def test_allow_multiple_heads_upgrades_every_head(pg_url: str, project: Project)
     assert again.returncode == ExitCode.OK, again
 
 
-def test_labelled_heads_are_intentional_and_all_upgraded(pg_url: str, project: Project) -> None:
+def test_labelled_heads_are_intentional_and_all_upgraded(
+    pg_url: str, project: Project, make_db: Callable[[], str]
+) -> None:
     ini = project("labeled")
     result = run_cli("migrate", "--config", str(ini), env={"DATABASE_URL": pg_url})
     assert result.returncode == ExitCode.OK, result
     labelled = result.one("revisions.branches_labelled")["heads"]
     assert sorted(labelled) == heads(ini)
     assert db_revisions(pg_url) == heads(ini)
+    # check agrees with migrate: labelled heads are not a graph error
+    check = run_cli("check", "--config", str(ini), env={"DATABASE_URL": pg_url})
+    assert check.returncode == ExitCode.OK, check
+    unlabelled = project("branched")
+    refused = run_cli("check", "--config", str(unlabelled), env={"DATABASE_URL": make_db()})
+    assert refused.returncode == ExitCode.REVISION_GRAPH, refused
+    assert "heads" in refused.one("revisions.refused")["error"]
 
 
 def test_merged_graph_upgrades_through_the_merge(pg_url: str, project: Project) -> None:
