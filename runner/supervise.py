@@ -40,6 +40,8 @@ log = get_logger(__name__)
 
 #: How often the lock is checked while a child works (seconds).
 WATCH_INTERVAL_S = 0.5
+#: How often a revision that is still running is reported (a long backfill is not a hang).
+HEARTBEAT_S = 15.0
 #: How long a stopped child gets to roll back before its sessions are terminated.
 STOP_GRACE_S = 0.8
 
@@ -111,6 +113,7 @@ class _Run:
         self.pids: list[int] = []
         self.current: str | None = None
         self.started_at = 0.0
+        self.heartbeat = 0.0
         records_r, records_w = os.pipe()
         control_r, control_w = os.pipe()
         try:
@@ -173,9 +176,18 @@ class _Run:
                     *lines, pending[fd] = (pending[fd] + data).split(b"\n")
                     for line in lines:
                         self._line(streams[fd], line)
-                if self.s.watch is not None and time.monotonic() - last_watch >= WATCH_INTERVAL_S:
+                now = time.monotonic()
+                if self.s.watch is not None and now - last_watch >= WATCH_INTERVAL_S:
                     self.s.watch()
-                    last_watch = time.monotonic()
+                    last_watch = now
+                if self.current and now - self.heartbeat >= HEARTBEAT_S:
+                    self.heartbeat = now
+                    if self.s.step == "upgrade":  # a long revision is not a hang
+                        log.info(
+                            "upgrade.still_running",
+                            revision=self.current,
+                            elapsed_s=round(now - self.started_at, 1),
+                        )
         finally:
             selector.close()
         self.proc.wait()
@@ -204,7 +216,7 @@ class _Run:
 
     def _on_revision_started(self, record: dict[str, Any]) -> None:
         self.current = record["revision"]
-        self.started_at = time.monotonic()
+        self.started_at = self.heartbeat = time.monotonic()
         emit = log.info if self.s.step == "upgrade" else log.debug
         emit(f"{self.s.step}.revision_started", revision=self.current)
 
