@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 
 @unique
 class ExitCode(IntEnum):
-    """Process exit codes (DESIGN.md, "Exit codes")."""
+    """Process exit codes (README, "Exit codes")."""
 
     OK = 0
     UNEXPECTED = 1

@@ -1,6 +1,6 @@
 """The expected schema of a database state, from the best source available.
 
-Sources, in order (DESIGN.md, "The expected schema of a revision"):
+Sources, in order:
 1. the snapshot file, when it covers the state and none of the revision files it depends on
    changed since it was built;
 2. shadow replay: migrate a scratch database to the same revisions and reflect it (one replay

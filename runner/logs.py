@@ -10,13 +10,10 @@ an ``env.py`` that calls ``logging.config.fileConfig`` cannot silence them; stdl
 Alembic, SQLAlchemy and the app's env.py are routed through the same processors by a root
 handler that :func:`reassert_stdlib_logging` puts back after ``fileConfig`` removed it.
 
-Event vocabulary (``step.past_tense``; data in keys, units in key names):
-``config.loaded``, ``wait.retrying``, ``wait.connected``, ``lock.waiting``, ``lock.acquired``,
-``lock.released``, ``revisions.checked``, ``revisions.branches_labelled``,
-``revisions.unknown_allowed``, ``upgrade.started``, ``upgrade.revision_applied``,
-``upgrade.operation_skipped``, ``upgrade.lock_retry``, ``upgrade.finished``,
-``step.finished`` (``step``, ``duration_ms``), ``launch.exec``, ``deploy.summary``, and one
-error event per :class:`~runner.errors.DeployError` subclass (its ``event`` attribute).
+Event names (``step.past_tense``; data in keys, units in key names) are a closed set:
+:data:`runner.events.EVENTS` lists every one with its meaning, error events (the ``event``
+attribute of each :class:`~runner.errors.DeployError` subclass) included; a name logged
+anywhere in ``runner/`` must be added there (``tests/unit/test_events.py`` checks it).
 """
 
 from __future__ import annotations
