@@ -33,7 +33,8 @@ from tenacity import (
     Retrying,
     retry_if_exception,
     stop_after_attempt,
-    wait_exponential_jitter,
+    wait_exponential,
+    wait_random,
 )
 
 from runner.config import Settings, masked_url, register_url_secret, render_url, resolve_url
@@ -121,7 +122,7 @@ class Backend:
         """Retry what failed on a DDL/table lock time-out, ``--ddl-retries`` times."""
         return Retrying(
             stop=stop_after_attempt(settings.ddl_retries + 1),
-            wait=wait_exponential_jitter(initial=1, max=15, jitter=1),
+            wait=wait_exponential(multiplier=1, max=15) + wait_random(0, 1),
             retry=retry_if_exception(self.is_ddl_lock_timeout),
             before_sleep=before_sleep,
             reraise=True,

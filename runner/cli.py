@@ -14,7 +14,7 @@ import sys
 import time
 import uuid
 from collections.abc import Mapping, Sequence
-from typing import Any, TextIO
+from typing import Any, NoReturn, TextIO
 
 import structlog
 
@@ -82,8 +82,15 @@ def _add_options(parser: argparse.ArgumentParser) -> None:
             )
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports a usage error as :class:`ConfigError` instead of exiting."""
+
+    def error(self, message: str) -> NoReturn:
+        raise ConfigError(f"{self.prog}: {message}", hint=f"see `{self.prog} --help` for the usage")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="alembic-deploy",
         description="Deploy-time Alembic runner: wait for the database, take the migration "
         "lock, refuse a broken revision graph, upgrade to head, verify, then exec the app.",
@@ -257,14 +264,16 @@ def main(
     env = dict(os.environ if environ is None else environ)
     out = stdout if stdout is not None else sys.stdout
     err = stderr if stderr is not None else sys.stderr
+    structlog.contextvars.clear_contextvars()
     try:
         settings = parse_settings(args, env)
     except ConfigError as exc:
-        configure_logging(LogFormat.AUTO, stream=err)
+        requested = env.get("ALEMBIC_DEPLOY_LOG_FORMAT", "").strip().lower()
+        fmt = LogFormat(requested) if requested in set(LogFormat) else LogFormat.AUTO
+        configure_logging(fmt, stream=err)
         log.error(exc.event, error=exc.message, hint=exc.hint, exit_code=int(exc.exit_code))
         return ExitCode.USAGE
     configure_logging(settings.log_format, debug=settings.debug, stream=err)
-    structlog.contextvars.clear_contextvars()
     structlog.contextvars.bind_contextvars(
         run_id=uuid.uuid4().hex[:12], command=settings.command.value
     )

@@ -38,6 +38,7 @@ class Graph:
 
     def __init__(self, files: Sequence[RevisionFile]) -> None:
         self.files: Mapping[str, RevisionFile] = {f.revision: f for f in files}
+        _check_references(files)
         self._map = RevisionMap(lambda: [_revision(f) for f in files])
         try:
             self.heads: tuple[str, ...] = tuple(sorted(self._map.heads))
@@ -109,6 +110,21 @@ class Graph:
         ):
             if rev is not None:
                 yield rev.revision
+
+
+def _check_references(files: Sequence[RevisionFile]) -> None:
+    """A parent or dependency that names no revision: Alembic would fail with a KeyError."""
+    ids = {f.revision for f in files}
+    labels = {label for f in files for label in f.branch_labels}
+    for f in files:
+        for ref in (*f.down_revisions, *f.dependencies):
+            known = ref in ids or ref in labels or any(i.startswith(ref) for i in ids)
+            if not known:
+                raise RevisionGraphError(
+                    f"revision {f.revision} ({f.path}) refers to {ref!r}, which is not a "
+                    "revision in the migration scripts",
+                    hint="fix its down_revision / depends_on, or restore the missing file",
+                )
 
 
 def _revision(f: RevisionFile) -> Revision:

@@ -32,7 +32,8 @@ from tenacity import (
     retry_if_result,
     stop_after_attempt,
     stop_after_delay,
-    wait_exponential_jitter,
+    wait_exponential,
+    wait_random,
 )
 
 from runner.config import Settings
@@ -81,11 +82,9 @@ def _retrying(settings: Settings, before_sleep: Any) -> Retrying:
     )
     return Retrying(
         stop=stop,
-        wait=wait_exponential_jitter(
-            initial=settings.lock_poll_initial,
-            max=settings.lock_poll_max,
-            jitter=settings.lock_poll_initial,
-        ),
+        # Jitter, so that ten replicas polling one lock do not move in step.
+        wait=wait_exponential(multiplier=settings.lock_poll_initial, max=settings.lock_poll_max)
+        + wait_random(0, settings.lock_poll_initial),
         retry=retry_if_result(lambda acquired: acquired is False),
         before_sleep=before_sleep,
     )

@@ -1,17 +1,17 @@
-"""The user's Alembic project: its ``Config``, its ``ScriptDirectory`` and its database URL.
+"""The user's Alembic project: its ``Config`` (an ini file, parsed here) and its database URL.
 
-Raises :class:`ConfigError` (exit 2) when the config file or script directory cannot be
-loaded or no database URL is configured anywhere.
+The script directory is never loaded in the runner's process (its revision files import the
+application): :func:`runner.deployment.load_graph` loads it in a worker. Raises
+:class:`ConfigError` (exit 2) when the config file cannot be read or no database URL is
+configured anywhere.
 """
 
 from __future__ import annotations
 
 from alembic.config import Config
-from alembic.script import ScriptDirectory
-from alembic.util import CommandError
 
 from runner.config import Settings, config_file, mask_text
-from runner.errors import ConfigError, RevisionGraphError
+from runner.errors import ConfigError
 
 _PLACEHOLDER_URLS = ("driver://", "")
 
@@ -28,33 +28,6 @@ def load_config(settings: Settings) -> Config:
             hint="fix the file or point --config at the right one",
         ) from exc
     return config
-
-
-def load_scripts(config: Config) -> ScriptDirectory:
-    """The script directory of ``config``, every revision file imported (none run).
-
-    A revision file that does not import (syntax error, missing module) or a graph Alembic
-    cannot build (a ``down_revision`` that names no revision, a cycle) is a broken revision
-    graph: :class:`RevisionGraphError` (exit 6) naming the file and the error.
-    """
-    try:
-        script = ScriptDirectory.from_config(config)
-    except CommandError as exc:
-        raise ConfigError(
-            f"cannot load the migration scripts: {mask_text(str(exc))}",
-            hint="check script_location in the Alembic config",
-        ) from exc
-    try:
-        script.revision_map.heads  # noqa: B018 - imports every revision file
-    except Exception as exc:
-        where = ""
-        if isinstance(exc, SyntaxError) and exc.filename:
-            where = f" ({exc.filename}, line {exc.lineno})"
-        raise RevisionGraphError(
-            f"cannot load the revision graph: {type(exc).__name__}: {mask_text(str(exc))}{where}",
-            hint="fix the migration file named above; `alembic heads` shows the same error",
-        ) from exc
-    return script
 
 
 def configured_url(config: Config) -> str | None:

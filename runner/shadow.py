@@ -126,6 +126,7 @@ def replay(
         stages=[list(stage) for stage in stages],
         defensive=False,
         gate=True,
+        guard=guarded,
         reflect=True,
         schemas=list(schemas),
         exclude_tables=list(exclude_tables),

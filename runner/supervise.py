@@ -123,7 +123,8 @@ class _Run:
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
-                env={**env, "PGAPPNAME": supervisor.tag},
+                # Unbuffered: what a long migration prints shows up while it runs.
+                env={**env, "PGAPPNAME": supervisor.tag, "PYTHONUNBUFFERED": "1"},
             )
         finally:
             os.close(records_w)
@@ -147,6 +148,9 @@ class _Run:
         finally:
             _ACTIVE.discard(self)
             self._close()
+            for stream in (self.proc.stdout, self.proc.stderr):
+                if stream is not None:
+                    stream.close()
         if not self.completed:
             raise WorkerFailed(self.failed or {}, self.proc.returncode, self.result)
         return self.result

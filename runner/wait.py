@@ -22,7 +22,8 @@ from tenacity import (
     Retrying,
     retry_if_exception,
     stop_after_delay,
-    wait_exponential_jitter,
+    wait_exponential,
+    wait_random,
 )
 
 from runner.config import Settings, mask_text
@@ -63,6 +64,7 @@ _TRANSIENT = (
     "not accepting connections",
     "not yet accepting connections",
     "too many connections",
+    "too many clients",  # PostgreSQL's max_connections: "sorry, too many clients already"
     "remaining connection slots",
     "timeout expired",
     "timed out",
@@ -105,9 +107,9 @@ def wait_for_database(
 ) -> int:
     """Block until ``engine`` connects and answers ``SELECT 1``; return the attempts it took."""
     deadline = time.monotonic() + settings.wait_timeout
-    backoff = wait_exponential_jitter(
-        initial=settings.wait_initial, max=settings.wait_max, jitter=settings.wait_initial
-    )
+    backoff = wait_exponential(
+        multiplier=settings.wait_initial, max=settings.wait_max
+    ) + wait_random(0, settings.wait_initial)
 
     def wait_within_deadline(state: RetryCallState) -> float:
         return max(0.0, min(backoff(state), deadline - time.monotonic()))

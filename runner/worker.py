@@ -213,10 +213,9 @@ class Worker:
                     user_hook(ctx=ctx, step=step, heads=heads, run_args=run_args)
                 # Inside the revision's transaction, before its commit: ask the parent.
                 if gate:
+                    identity = self._identity(ctx.connection) if self.job.get("guard") else {}
                     answer = self.channel.ask(
-                        "commit_requested",
-                        revision=step.up_revision_id,
-                        identity=self._identity(ctx.connection),
+                        "commit_requested", revision=step.up_revision_id, identity=identity
                     )
                     if answer.get("answer") != "commit":
                         raise Aborted(answer.get("reason") or "the runner refused the commit")
