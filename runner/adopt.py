@@ -18,6 +18,7 @@ from runner.deployment import Deployment, job, worker_environ
 from runner.drift import Finding, diff
 from runner.errors import MigrationFailedError
 from runner.expected import ExpectedSchemas
+from runner.lock import Locker
 from runner.logs import get_logger
 from runner.schema import Schema
 from runner.supervise import Supervisor, WorkerFailed
@@ -58,10 +59,10 @@ def rank_revisions(expected: ExpectedSchemas, actual: Schema) -> list[Match]:
     return matches
 
 
-def stamp(dep: Deployment, revision: str) -> None:
-    """Write ``revision`` into the (possibly new) version table."""
+def stamp(dep: Deployment, revision: str, locker: Locker) -> None:
+    """Write ``revision`` into the (possibly new) version table, if the lock is still held."""
     settings = dep.settings
-    supervisor = Supervisor(step="stamp", debug=settings.debug)
+    supervisor = Supervisor(step="stamp", watch=locker.check, debug=settings.debug)
     try:
         supervisor.run(
             job(
@@ -70,6 +71,7 @@ def stamp(dep: Deployment, revision: str) -> None:
                 dep.database,
                 tag=supervisor.tag,
                 revision=revision,
+                gate=True,
                 version_table=settings.version_table,
                 version_table_schema=settings.version_table_schema,
             ),

@@ -187,7 +187,8 @@ OPTIONS: tuple[Option, ...] = (
         "--dry-run",
         "ALEMBIC_DEPLOY_DRY_RUN",
         bool,
-        "migrate: do everything read-only and print the SQL it would run",
+        "run/migrate: change nothing and print the SQL it would run, like `plan` (run never "
+        "starts the app)",
     ),
     Option(
         "log_format",

@@ -16,7 +16,7 @@ through, the same way for every command. Raises :class:`RevisionGraphError` (exi
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -82,6 +82,9 @@ class ExpectedSchemas:
     """
 
     dep: Deployment
+    #: Checks the migration lock while replays run (``deploy`` holds it; read-only commands
+    #: do not).
+    watch: Callable[[], None] | None = None
     _snapshot: Snapshot | None = None
     _checksums: dict[str, str] | None = None
     _loaded: bool = False
@@ -118,7 +121,7 @@ class ExpectedSchemas:
             log.info("verify.shadow_disabled", reason="--no-shadow")
             return None
         try:
-            return replay_schemas(self.dep, stages, scope(self.dep.settings))
+            return replay_schemas(self.dep, stages, scope(self.dep.settings), self.watch)
         except ShadowUnavailable as exc:
             log.warning("verify.shadow_unavailable", reason=str(exc))
         except ReplayFailedError as exc:
@@ -171,7 +174,7 @@ class ExpectedSchemas:
             return None
         log.info("adopt.replaying", reason="no usable snapshot")
         try:
-            return build_snapshot(self.dep, scope(self.dep.settings))
+            return build_snapshot(self.dep, scope(self.dep.settings), self.watch)
         except ShadowUnavailable as exc:
             log.warning("verify.shadow_unavailable", reason=str(exc))
         except ReplayFailedError as exc:

@@ -119,13 +119,13 @@ def deploy(settings: Settings, report: DeployReport) -> DeployReport:
         with _step(report, "lock"):
             locker.acquire()
         stack.callback(locker.release)
-        sources = ExpectedSchemas(dep)
+        sources = ExpectedSchemas(dep, watch=locker.check)
         with _step(report, "revisions"):
             with dep.engine.connect() as conn:
                 state = read_revisions(conn, dep.graph, settings)
             if isinstance(state.refusal, UnstampedDatabaseError):
                 with _step(report, "adopt"):
-                    _adopt(dep, sources, state.refusal)
+                    _adopt(dep, sources, locker, state.refusal)
                 with dep.engine.connect() as conn:
                     state = read_revisions(conn, dep.graph, settings)
             if state.refusal is not None:
@@ -164,10 +164,17 @@ def deploy(settings: Settings, report: DeployReport) -> DeployReport:
                         hint="run `alembic-deploy status` to see the drift; a missing object "
                         "from an earlier revision is repaired by `migrate` (self-heal)",
                     )
+        # A run that lost its lock along the way is not a success, whatever it did.
+        locker.check()
     return report
 
 
-def _adopt(dep: Deployment, sources: ExpectedSchemas, unstamped: UnstampedDatabaseError) -> None:
+def _adopt(
+    dep: Deployment,
+    sources: ExpectedSchemas,
+    locker: Locker,
+    unstamped: UnstampedDatabaseError,
+) -> None:
     """Stamp an unstamped database with the revision it physically matches (``--adopt``)."""
     actual = reflect_database(dep)
     ranked = rank_revisions(sources, actual)
@@ -195,7 +202,7 @@ def _adopt(dep: Deployment, sources: ExpectedSchemas, unstamped: UnstampedDataba
             hint=f"adopt it with `alembic-deploy migrate --adopt` (or ALEMBIC_DEPLOY_ADOPT=1), "
             f"or stamp it yourself: alembic stamp {best.revision}",
         )
-    stamp(dep, best.revision)
+    stamp(dep, best.revision, locker)
 
 
 def _missing(findings: Sequence[Finding]) -> list[Finding]:

@@ -16,7 +16,7 @@ not touched), and :class:`ShadowLeakError` (exit 1, loudly) when the real databa
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -93,9 +93,11 @@ def replay(
     exclude_tables: tuple[str, ...],
     *,
     what: str = "shadow replay",
+    watch: Callable[[], None] | None = None,
 ) -> list[Schema]:
     """Migrate ``shadow`` through ``stages`` (lists of targets) in one worker, reflecting each.
 
+    ``watch`` checks the migration lock while the replay runs (a deploy holds it throughout).
     Raises :class:`ReplayFailedError` when a migration fails there.
     """
     # ``snapshot --shadow-url X`` builds on X itself: there is no other database to protect.
@@ -112,6 +114,7 @@ def replay(
 
     supervisor = Supervisor(
         step="shadow",
+        watch=watch,
         gate=gate,
         cancel=lambda pids, tag, terminate: dep.backend.cancel_sessions(
             dep.engine, pids, tag, terminate
@@ -155,6 +158,7 @@ def replay_schemas(
     dep: Deployment,
     stages: list[tuple[str, ...]],
     schemas: tuple[str | None, ...],
+    watch: Callable[[], None] | None = None,
 ) -> list[Schema]:
     """The schema a clean upgrade produces at each stage (a tuple of heads), in one replay.
 
@@ -164,7 +168,7 @@ def replay_schemas(
     with dep.engine.connect() as conn:
         before = read_db_heads(conn, settings)
     with scratch_database(dep) as shadow:
-        results = replay(dep, shadow, stages, schemas, excluded_tables(settings))
+        results = replay(dep, shadow, stages, schemas, excluded_tables(settings), watch=watch)
     with dep.engine.connect() as conn:
         after = read_db_heads(conn, settings)
     if after != before:

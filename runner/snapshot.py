@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -203,7 +203,11 @@ def usable_schema(
     return snapshot.schema_for(heads)
 
 
-def build_snapshot(dep: Deployment, schemas: tuple[str | None, ...]) -> Snapshot:
+def build_snapshot(
+    dep: Deployment,
+    schemas: tuple[str | None, ...],
+    watch: Callable[[], None] | None = None,
+) -> Snapshot:
     """Replay the graph into scratch databases on ``dep``'s server and record each state.
 
     Revisions that build on each other are replayed by one worker into one scratch database,
@@ -239,7 +243,9 @@ def build_snapshot(dep: Deployment, schemas: tuple[str | None, ...]) -> Snapshot
         applied = needed
     for group in groups:
         with scratch_database(dep) as shadow:
-            found = replay(dep, shadow, [[r] for r in group], schemas, excluded, what="snapshot")
+            found = replay(
+                dep, shadow, [[r] for r in group], schemas, excluded, what="snapshot", watch=watch
+            )
         for revision, schema in zip(group, found, strict=True):
             record(state_key((revision,)), schema)
             parents = graph.parents(revision)
@@ -247,7 +253,9 @@ def build_snapshot(dep: Deployment, schemas: tuple[str | None, ...]) -> Snapshot
     heads = graph.heads
     if len(heads) > 1:
         with scratch_database(dep) as shadow:
-            (schema,) = replay(dep, shadow, [["heads"]], schemas, excluded, what="snapshot")
+            (schema,) = replay(
+                dep, shadow, [["heads"]], schemas, excluded, what="snapshot", watch=watch
+            )
         record(state_key(heads), schema)
         bases[state_key(heads)] = state_key((heads[0],))
     with dep.engine.connect() as conn:

@@ -213,12 +213,7 @@ class Worker:
                     user_hook(ctx=ctx, step=step, heads=heads, run_args=run_args)
                 # Inside the revision's transaction, before its commit: ask the parent.
                 if gate:
-                    identity = self._identity(ctx.connection) if self.job.get("guard") else {}
-                    answer = self.channel.ask(
-                        "commit_requested", revision=step.up_revision_id, identity=identity
-                    )
-                    if answer.get("answer") != "commit":
-                        raise Aborted(answer.get("reason") or "the runner refused the commit")
+                    self._may_commit(ctx.connection, step.up_revision_id)
                 self.applied.append(step.up_revision_id)
                 self.channel.send(
                     "revision_applied",
@@ -248,6 +243,13 @@ class Worker:
             config.attributes.pop("connection", None)
             _take_logging(self.channel, self.handler, bool(self.job.get("debug")))
         return captured.get("metadata")
+
+    def _may_commit(self, conn: Any, revision: str | None) -> None:
+        """Ask the parent before a commit; raise :class:`Aborted` (roll back) if refused."""
+        identity = self._identity(conn) if self.job.get("guard") else {}
+        answer = self.channel.ask("commit_requested", revision=revision, identity=identity)
+        if answer.get("answer") != "commit":
+            raise Aborted(answer.get("reason") or "the runner refused the commit")
 
     def _track(self, steps: Iterable[Any]) -> Iterator[Any]:
         from runner import defensive
@@ -350,6 +352,8 @@ class Worker:
                     },
                 )
                 context.stamp(script, self.job["revision"])
+                if self.job.get("gate"):
+                    self._may_commit(conn, self.job["revision"])
         finally:
             engine.dispose()
 

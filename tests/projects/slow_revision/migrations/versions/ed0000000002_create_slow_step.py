@@ -1,0 +1,29 @@
+"""create slow_step, then sleep 30 s
+
+Revision ID: ed0000000002
+Revises: ed0000000001
+Create Date: 2024-07-01 09:00:00.000000
+
+"""
+from typing import Sequence, Union
+
+from alembic import op
+import sqlalchemy as sa
+
+# revision identifiers, used by Alembic.
+revision: str = "ed0000000002"
+down_revision: Union[str, Sequence[str], None] = "ed0000000001"
+branch_labels: Union[str, Sequence[str], None] = None
+depends_on: Union[str, Sequence[str], None] = None
+
+
+def upgrade() -> None:
+    """Upgrade schema."""
+    op.create_table("slow_step", sa.Column("id", sa.Integer(), primary_key=True))
+    # Long enough that a test can stop the run while this statement runs.
+    op.execute("SELECT pg_sleep(30)")
+
+
+def downgrade() -> None:
+    """Downgrade schema."""
+    op.drop_table("slow_step")

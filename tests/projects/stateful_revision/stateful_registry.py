@@ -1,0 +1,3 @@
+"""Module-level state a revision consumes: the second upgrade() in one interpreter fails."""
+
+PENDING = {"gauges": "gauges"}
