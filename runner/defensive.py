@@ -1,19 +1,23 @@
-"""Defensive operations: schema operations that tolerate a database already in their end state.
+"""Defensive operations: DDL that tolerates a database already in its end state.
 
-While :func:`defensive_operations` is active (in the worker, :mod:`runner.worker`),
-``create_table``, ``add_column``, ``create_index`` and ``create_*_constraint`` are skipped
-(reported to the runner, which logs ``upgrade.operation_skipped``) when their object already
-exists, and ``drop_table``, ``drop_column``, ``drop_index`` and ``drop_constraint`` are
-skipped when their object is already gone: a repair migration that added a column a later
-revision adds again no longer fails with ``DuplicateColumn``, and no migration file needs
-editing.
+Alembic's result is the reference. A defensive decision is made when a DDL statement is about
+to *execute*, never when the operation is declared: inside ``batch_alter_table`` the
+operations are declared first and executed at the end of the block, in order, so a migration
+that drops a foreign key, index or primary key and re-creates it under the same name must see
+the drop before the create is judged. At execution time a create finds its object already
+there only where plain Alembic would fail (``DuplicateColumn``, "relation already exists"), and
+a drop finds it gone only where Alembic would fail too: on a database that matches its stamped
+revision nothing is ever skipped.
 
-This uses Alembic's public extension point for built-in operations,
-``Operations.implementation_for(..., replace=True)`` (Alembic >= 1.17.2): each replacement
-looks at the live schema through a fresh ``Inspector`` on the migration's own connection (so
-it sees this transaction's earlier DDL) and otherwise calls Alembic's own implementation.
-Outside the context manager (the app's own use of Alembic, offline ``--sql`` mode) every
-operation behaves exactly as Alembic's. Raises nothing of its own.
+The seam is the migration's DDL implementation (``MigrationContext.impl``): its
+``create_table``, ``add_column``, ``create_index``, ``add_constraint``, ``drop_table``,
+``drop_column``, ``drop_index`` and ``drop_constraint`` are what Alembic calls to run each
+statement, directly or from a batch's flush (non-recreate mode; a recreate batch, SQLite's
+copy-and-move, rebuilds the table from its own model and is left as Alembic runs it).
+:func:`guard` wraps those methods on one impl instance, inside a worker
+(:mod:`runner.worker`) while :func:`defensive_operations` is active; each skip is reported to
+the runner, which logs ``upgrade.operation_skipped``. Offline (``--sql``) contexts are never
+guarded. Raises nothing of its own.
 """
 
 from __future__ import annotations
@@ -24,7 +28,6 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
-from alembic.operations import Operations, ops, toimpl
 from sqlalchemy import (
     CheckConstraint,
     Constraint,
@@ -61,7 +64,7 @@ _session: ContextVar[_Session | None] = ContextVar("alembic_deploy_defensive", d
 def defensive_operations(
     report: Callable[[SkippedOperation], None] | None,
 ) -> Iterator[list[SkippedOperation]]:
-    """Make operations defensive inside the block (``report`` is told of each skip).
+    """Make guarded impls defensive inside the block (``report`` is told of each skip).
 
     With ``report=None`` operations run as written. Yields the list of skipped operations.
     """
@@ -77,17 +80,10 @@ def defensive_operations(
 
 
 def set_current_revision(revision: str | None) -> None:
-    """Tell the skip events which revision is running (called by the upgrade step)."""
+    """Tell the skip events which revision is running (called by the worker)."""
     session = _session.get()
     if session is not None:
         session.revision = revision
-
-
-def _active(operations: Operations) -> _Session | None:
-    session = _session.get()
-    if session is None or operations.migration_context.as_sql:
-        return None
-    return session
 
 
 def _skip(
@@ -96,10 +92,6 @@ def _skip(
     skipped = SkippedOperation(operation, table, obj, reason, session.revision)
     session.skipped.append(skipped)
     session.report(skipped)
-
-
-def _inspector(operations: Operations) -> Inspector:
-    return inspect(operations.get_bind())
 
 
 def _columns(insp: Inspector, table: str, schema: str | None) -> set[str]:
@@ -144,54 +136,6 @@ def _equivalent_constraint_exists(
     return False
 
 
-def _replace(op_cls: type, original: Callable[..., Any]) -> Callable[..., Any]:
-    def decorate(check: Callable[[Operations, Any, _Session], bool]) -> Callable[..., Any]:
-        @Operations.implementation_for(op_cls, replace=True)
-        def implementation(operations: Operations, operation: Any) -> Any:
-            session = _active(operations)
-            if session is not None and check(operations, operation, session):
-                return None
-            return original(operations, operation)
-
-        return implementation
-
-    return decorate
-
-
-@_replace(ops.CreateTableOp, toimpl.create_table)
-def _create_table(operations: Operations, op: ops.CreateTableOp, session: _Session) -> bool:
-    if _inspector(operations).has_table(op.table_name, schema=op.schema):
-        _skip(session, "create_table", op.table_name, op.table_name, "already exists")
-        return True
-    return False
-
-
-@_replace(ops.AddColumnOp, toimpl.add_column)
-def _add_column(operations: Operations, op: ops.AddColumnOp, session: _Session) -> bool:
-    insp = _inspector(operations)
-    if insp.has_table(op.table_name, schema=op.schema) and op.column.name in _columns(
-        insp, op.table_name, op.schema
-    ):
-        _skip(session, "add_column", op.table_name, op.column.name, "already exists")
-        return True
-    return False
-
-
-@_replace(ops.CreateIndexOp, toimpl.create_index)
-def _create_index(operations: Operations, op: ops.CreateIndexOp, session: _Session) -> bool:
-    name = _plain_name(op.index_name)
-    insp = _inspector(operations)
-    # has_index is one catalog query; this runs for every index of every revision applied.
-    if (
-        name
-        and insp.has_table(op.table_name, schema=op.schema)
-        and insp.has_index(op.table_name, name, schema=op.schema)
-    ):
-        _skip(session, "create_index", op.table_name, name, "already exists")
-        return True
-    return False
-
-
 _CONSTRAINT_OPERATION = {
     ForeignKeyConstraint: "create_foreign_key",
     UniqueConstraint: "create_unique_constraint",
@@ -200,76 +144,139 @@ _CONSTRAINT_OPERATION = {
 }
 
 
-@_replace(ops.AddConstraintOp, toimpl.create_constraint)
-def _create_constraint(operations: Operations, op: ops.AddConstraintOp, session: _Session) -> bool:
-    constraint = op.to_constraint(operations.migration_context)
-    table = constraint.table.name
-    schema = constraint.table.schema
-    kind = next(
-        (n for c, n in _CONSTRAINT_OPERATION.items() if isinstance(constraint, c)),
-        "create_constraint",
-    )
-    insp = _inspector(operations)
-    if not insp.has_table(table, schema=schema):
-        return False
-    name = _plain_name(constraint.name)
-    exists = (
-        name in _named_objects(insp, table, schema)
-        if name
-        else _equivalent_constraint_exists(insp, constraint, table, schema)
-    )
-    if exists:
-        _skip(session, kind, table, name, "already exists")
-    return exists
+# Each check receives the live inspector and the impl method's own arguments, and returns the
+# skip (operation, table, object, reason) or None to run the statement.
+_Skip = tuple[str, str | None, str | None, str] | None
 
 
-@_replace(ops.DropTableOp, toimpl.drop_table)
-def _drop_table(operations: Operations, op: ops.DropTableOp, session: _Session) -> bool:
-    if not _inspector(operations).has_table(op.table_name, schema=op.schema):
-        _skip(session, "drop_table", op.table_name, op.table_name, "already gone")
-        return True
-    return False
+def _create_table(insp: Inspector, table: Any, **_: Any) -> _Skip:
+    if insp.has_table(table.name, schema=table.schema):
+        return ("create_table", table.name, table.name, "already exists")
+    return None
 
 
-@_replace(ops.DropColumnOp, toimpl.drop_column)
-def _drop_column(operations: Operations, op: ops.DropColumnOp, session: _Session) -> bool:
-    insp = _inspector(operations)
-    if not insp.has_table(op.table_name, schema=op.schema) or op.column_name not in _columns(
-        insp, op.table_name, op.schema
+def _add_column(
+    insp: Inspector, table_name: str, column: Any, *, schema: str | None = None, **_: Any
+) -> _Skip:
+    if insp.has_table(table_name, schema=schema) and column.name in _columns(
+        insp, table_name, schema
     ):
-        _skip(session, "drop_column", op.table_name, op.column_name, "already gone")
-        return True
-    return False
+        return ("add_column", table_name, column.name, "already exists")
+    return None
 
 
-@_replace(ops.DropIndexOp, toimpl.drop_index)
-def _drop_index(operations: Operations, op: ops.DropIndexOp, session: _Session) -> bool:
-    name = _plain_name(op.index_name)
+def _create_index(insp: Inspector, index: Any, **_: Any) -> _Skip:
+    name = _plain_name(index.name)
+    table = index.table
+    if (
+        name
+        and table is not None
+        and insp.has_table(table.name, schema=table.schema)
+        and insp.has_index(table.name, name, schema=table.schema)
+    ):
+        return ("create_index", table.name, name, "already exists")
+    return None
+
+
+def _add_constraint(insp: Inspector, const: Any, **_: Any) -> _Skip:
+    table = const.table
+    if table is None or not insp.has_table(table.name, schema=table.schema):
+        return None
+    kind = next(
+        (n for c, n in _CONSTRAINT_OPERATION.items() if isinstance(const, c)), "create_constraint"
+    )
+    name = _plain_name(const.name)
+    exists = (
+        name in _named_objects(insp, table.name, table.schema)
+        if name
+        else _equivalent_constraint_exists(insp, const, table.name, table.schema)
+    )
+    return (kind, table.name, name, "already exists") if exists else None
+
+
+def _drop_table(insp: Inspector, table: Any, **_: Any) -> _Skip:
+    if not insp.has_table(table.name, schema=table.schema):
+        return ("drop_table", table.name, table.name, "already gone")
+    return None
+
+
+def _drop_column(
+    insp: Inspector, table_name: str, column: Any, *, schema: str | None = None, **_: Any
+) -> _Skip:
+    name = getattr(column, "name", column)
+    if not insp.has_table(table_name, schema=schema) or name not in _columns(
+        insp, table_name, schema
+    ):
+        return ("drop_column", table_name, name, "already gone")
+    return None
+
+
+def _drop_index(insp: Inspector, index: Any, **_: Any) -> _Skip:
+    name = _plain_name(index.name)
     if not name:
-        return False
-    insp = _inspector(operations)
-    if op.table_name:
-        gone = not insp.has_table(op.table_name, schema=op.schema) or name not in {
-            ix["name"] for ix in insp.get_indexes(op.table_name, schema=op.schema)
-        }
+        return None
+    table = index.table
+    if table is not None and table.name:
+        gone = not insp.has_table(table.name, schema=table.schema) or not insp.has_index(
+            table.name, name, schema=table.schema
+        )
     else:
         # No table given (allowed on PostgreSQL): look through the schema's indexes at once.
-        every = insp.get_multi_indexes(schema=op.schema)
+        every = insp.get_multi_indexes(schema=getattr(table, "schema", None))
         gone = not any(ix["name"] == name for indexes in every.values() for ix in indexes)
-    if gone:
-        _skip(session, "drop_index", op.table_name, name, "already gone")
-    return gone
+    return ("drop_index", getattr(table, "name", None), name, "already gone") if gone else None
 
 
-@_replace(ops.DropConstraintOp, toimpl.drop_constraint)
-def _drop_constraint(operations: Operations, op: ops.DropConstraintOp, session: _Session) -> bool:
-    name = _plain_name(op.constraint_name)
-    if not name:
-        return False
-    insp = _inspector(operations)
-    gone = not insp.has_table(op.table_name, schema=op.schema) or name not in _named_objects(
-        insp, op.table_name, op.schema
-    )
-    if gone:
-        _skip(session, "drop_constraint", op.table_name, name, "already gone")
-    return gone
+def _drop_constraint(insp: Inspector, const: Any, **_: Any) -> _Skip:
+    name = _plain_name(const.name)
+    table = const.table
+    if not name or table is None:
+        return None
+    if not insp.has_table(table.name, schema=table.schema) or name not in _named_objects(
+        insp, table.name, table.schema
+    ):
+        return ("drop_constraint", table.name, name, "already gone")
+    return None
+
+
+_CHECKS: dict[str, Callable[..., _Skip]] = {
+    "create_table": _create_table,
+    "add_column": _add_column,
+    "create_index": _create_index,
+    "add_constraint": _add_constraint,
+    "drop_table": _drop_table,
+    "drop_column": _drop_column,
+    "drop_index": _drop_index,
+    "drop_constraint": _drop_constraint,
+}
+
+
+def guard(impl: Any) -> None:
+    """Make one migration impl's DDL methods defensive, if a defensive session is active.
+
+    Each wrapped method looks at the live schema through a fresh ``Inspector`` on the
+    migration's own connection (it sees this transaction's earlier DDL) right before the
+    statement would run.
+    """
+    session = _session.get()
+    if session is None or getattr(impl, "as_sql", False) or impl.connection is None:
+        return
+    if getattr(impl, "_alembic_deploy_guarded", False):
+        return
+    for name, check in _CHECKS.items():
+        original = getattr(impl, name)
+
+        def guarded(
+            *args: Any,
+            __original: Callable[..., Any] = original,
+            __check: Callable[..., _Skip] = check,
+            **kw: Any,
+        ) -> Any:
+            skip = __check(inspect(impl.connection), *args, **kw)
+            if skip is not None:
+                _skip(session, *skip)
+                return None
+            return __original(*args, **kw)
+
+        setattr(impl, name, guarded)
+    impl._alembic_deploy_guarded = True

@@ -65,6 +65,8 @@ EVENTS: dict[str, str] = {
     "shadow.created": "a temporary scratch database was created for a replay",
     "shadow.revision_started": "a revision started in a shadow replay (debug)",
     "shadow.revision_applied": "a revision was applied in a shadow replay (debug)",
+    "shadow.operation_skipped": "a defensive operation was skipped in a replay, as the deploy "
+    "would skip it (debug)",
     "shadow.replayed": "the shadow replay reflected every requested stage",
     "shadow.dropped": "the temporary scratch database was dropped",
     "shadow.replay_failed": "a migration failed in a replay that could not fall back, e.g. "

@@ -127,7 +127,8 @@ def replay(
         shadow,
         tag=supervisor.tag,
         stages=[list(stage) for stage in stages],
-        defensive=False,
+        # The same defensive rules as the deploy: a chain that deploys also replays.
+        defensive=dep.settings.defensive,
         gate=True,
         guard=guarded,
         reflect=True,

@@ -248,7 +248,10 @@ class _Run:
 
     def _on_operation_skipped(self, record: dict[str, Any]) -> None:
         self.result.skipped.append(record)
-        log.warning("upgrade.operation_skipped", **record)
+        if self.s.step == "upgrade":
+            log.warning("upgrade.operation_skipped", **record)
+        else:  # a replay skips what the deploy would: same rules, quieter
+            log.debug("shadow.operation_skipped", **record)
 
     def _on_log(self, record: dict[str, Any]) -> None:
         level = _LEVELS.get(record.get("level", "info"), "info")

@@ -227,6 +227,8 @@ class Worker:
             kw["on_version_apply"] = on_version_apply
             kw["transaction_per_migration"] = True
             original(*args, **kw)
+            # Decide defensive skips when each statement executes (a no-op without a session).
+            defensive.guard(env.get_context().impl)
 
         env.configure = configure  # type: ignore[method-assign]
         config.attributes["connection"] = conn
