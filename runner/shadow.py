@@ -18,6 +18,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy.engine import URL
@@ -35,6 +36,15 @@ from runner.supervise import Supervisor, WorkerFailed
 log = get_logger(__name__)
 
 __all__ = ["ShadowUnavailable", "replay", "replay_schemas", "scratch_database"]
+
+
+@dataclass(frozen=True, slots=True)
+class ReplayResult:
+    """What a replay recorded: each stage's schema, or each revision's (in applied order)."""
+
+    stages: list[Schema]
+    applied: list[str] = field(default_factory=list)
+    revisions: dict[str, Schema] = field(default_factory=dict)
 
 
 class ShadowLeakError(DeployError):
@@ -94,8 +104,10 @@ def replay(
     *,
     what: str = "shadow replay",
     watch: Callable[[], None] | None = None,
-) -> list[Schema]:
-    """Migrate ``shadow`` through ``stages`` (lists of targets) in one worker, reflecting each.
+    each_revision: bool = False,
+) -> ReplayResult:
+    """Migrate ``shadow`` through ``stages`` (lists of targets) in one worker, reflecting each
+    stage (and, with ``each_revision``, each revision as it commits).
 
     ``watch`` checks the migration lock while the replay runs (a deploy holds it throughout).
     Raises :class:`ReplayFailedError` when a migration fails there.
@@ -131,7 +143,8 @@ def replay(
         defensive=dep.settings.defensive,
         gate=True,
         guard=guarded,
-        reflect=True,
+        reflect=not each_revision,
+        reflect_each=each_revision,
         schemas=list(schemas),
         exclude_tables=list(exclude_tables),
     )
@@ -152,7 +165,15 @@ def replay(
             revision=failed.revision,
             traceback=failed.traceback,
         ) from None
-    return [Schema.from_dict(result.schemas[i] or {}) for i in range(len(stages))]
+    if each_revision:
+        return ReplayResult(
+            stages=[],
+            applied=[record["revision"] for record in result.applied],
+            revisions={r: Schema.from_dict(d) for r, d in result.revision_schemas.items()},
+        )
+    return ReplayResult(
+        stages=[Schema.from_dict(result.schemas[i] or {}) for i in range(len(stages))]
+    )
 
 
 def replay_schemas(
@@ -169,7 +190,9 @@ def replay_schemas(
     with dep.engine.connect() as conn:
         before = read_db_heads(conn, settings)
     with scratch_database(dep) as shadow:
-        results = replay(dep, shadow, stages, schemas, excluded_tables(settings), watch=watch)
+        results = replay(
+            dep, shadow, stages, schemas, excluded_tables(settings), watch=watch
+        ).stages
     with dep.engine.connect() as conn:
         after = read_db_heads(conn, settings)
     if after != before:

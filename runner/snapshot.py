@@ -210,8 +210,9 @@ def build_snapshot(
 ) -> Snapshot:
     """Replay the graph into scratch databases on ``dep``'s server and record each state.
 
-    Revisions that build on each other are replayed by one worker into one scratch database,
-    reflected after each; a revision on another branch starts a fresh database.
+    Revisions that build on each other are replayed by one worker into one scratch database in
+    one upgrade run, each revision's schema recorded as it commits; a revision on another branch
+    starts a fresh database.
     """
     graph = dep.graph
     tables: dict[str, Table] = {}
@@ -234,20 +235,33 @@ def build_snapshot(
         states[key] = (tuple(sorted(table_ids)), tuple(sorted(enum_ids)))
 
     groups: list[list[str]] = []
-    applied: set[str] = set()
+    done: set[str] = set()
     for revision in graph.topological():
         needed = graph.ancestors((revision,))
-        if not groups or applied != needed - {revision}:
+        if not groups or done != needed - {revision}:
             groups.append([])  # another branch is applied here: start from an empty database
         groups[-1].append(revision)
-        applied = needed
+        done = needed
     for group in groups:
+        # One upgrade run per group, as a deploy runs it, recording each revision's schema
+        # from inside its transaction (a chain may only work in one run, e.g. enum types).
         with scratch_database(dep) as shadow:
             found = replay(
-                dep, shadow, [[r] for r in group], schemas, excluded, what="snapshot", watch=watch
+                dep,
+                shadow,
+                [[group[-1]]],
+                schemas,
+                excluded,
+                what="snapshot",
+                watch=watch,
+                each_revision=True,
             )
-        for revision, schema in zip(group, found, strict=True):
-            record(state_key((revision,)), schema)
+        applied: set[str] = set()
+        for revision in found.applied:
+            applied.add(revision)
+            if revision not in group or applied != graph.ancestors((revision,)):
+                continue  # another branch's revision, or one recorded by an earlier group
+            record(state_key((revision,)), found.revisions[revision])
             parents = graph.parents(revision)
             bases[state_key((revision,))] = parents[0] if parents and parents[0] in states else None
     heads = graph.heads
@@ -255,7 +269,7 @@ def build_snapshot(
         with scratch_database(dep) as shadow:
             (schema,) = replay(
                 dep, shadow, [["heads"]], schemas, excluded, what="snapshot", watch=watch
-            )
+            ).stages
         record(state_key(heads), schema)
         bases[state_key(heads)] = state_key((heads[0],))
     with dep.engine.connect() as conn:

@@ -74,6 +74,8 @@ class JobResult:
     applied: list[dict[str, Any]] = field(default_factory=list)
     skipped: list[dict[str, Any]] = field(default_factory=list)
     schemas: dict[int, dict[str, Any] | None] = field(default_factory=dict)
+    #: The schema each revision left (``reflect_each``), keyed by revision.
+    revision_schemas: dict[str, dict[str, Any]] = field(default_factory=dict)
     graph: list[dict[str, Any]] | None = None
     sql: str | None = None
     configured: dict[str, Any] | None = None
@@ -260,7 +262,10 @@ class _Run:
         )
 
     def _on_schema(self, record: dict[str, Any]) -> None:
-        self.result.schemas[int(record["index"])] = record["schema"]
+        if record.get("revision"):
+            self.result.revision_schemas[record["revision"]] = record["schema"]
+        else:
+            self.result.schemas[int(record["index"])] = record["schema"]
 
     def _on_sql(self, record: dict[str, Any]) -> None:
         self.result.sql = record["text"]

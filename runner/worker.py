@@ -214,6 +214,14 @@ class Worker:
                 # Inside the revision's transaction, before its commit: ask the parent.
                 if gate:
                     self._may_commit(ctx.connection, step.up_revision_id)
+                if self.job.get("reflect_each"):
+                    # The schema this revision leaves, seen from its own transaction.
+                    self.channel.send(
+                        "schema",
+                        index=-1,
+                        revision=step.up_revision_id,
+                        schema=self._reflect_connection(ctx.connection),
+                    )
                 self.applied.append(step.up_revision_id)
                 self.channel.send(
                     "revision_applied",
@@ -266,13 +274,16 @@ class Worker:
             yield step
 
     def _reflect(self, engine: Any) -> dict[str, Any]:
+        with engine.connect() as conn:
+            return self._reflect_connection(conn)
+
+    def _reflect_connection(self, conn: Any) -> dict[str, Any]:
         from runner.schema import reflect_schema
 
         schemas = tuple(self.job.get("schemas") or [None])
-        with engine.connect() as conn:
-            schema = reflect_schema(
-                conn, schemas=schemas, exclude_tables=tuple(self.job.get("exclude_tables", ()))
-            )
+        schema = reflect_schema(
+            conn, schemas=schemas, exclude_tables=tuple(self.job.get("exclude_tables", ()))
+        )
         return schema.to_dict()
 
     # --- jobs ------------------------------------------------------------------------------
@@ -293,7 +304,8 @@ class Worker:
         self.channel.send("graph", revisions=revisions)
 
     def upgrade(self) -> None:
-        """Migrate through each stage's targets, reflecting after each stage when asked."""
+        """Migrate through each stage's targets, reflecting after each stage when asked
+        (``reflect``), or after each revision inside its transaction (``reflect_each``)."""
         from runner import defensive
 
         config = self._config()
