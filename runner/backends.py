@@ -70,7 +70,7 @@ class Backend:
     def locker(self, engine: Engine, url: URL, settings: Settings) -> Locker:
         raise NotImplementedError
 
-    def migration_environ(self, settings: Settings) -> dict[str, str]:
+    def migration_environ(self, settings: Settings, options: str = "") -> dict[str, str]:
         """Environment variables for connections that env.py opens itself."""
         return {}
 
@@ -112,6 +112,21 @@ class Backend:
 
     #: Whether ``snapshot`` can build on this dialect without a server (scratch files).
     local_snapshot = False
+
+    def user_schemas(self, conn: Connection) -> list[str]:
+        """Schemas besides the default one that hold the application's objects."""
+        return []
+
+    def mirror_settings(self, conn: Connection) -> dict[str, Any]:
+        """What a shadow must reproduce of the target (schemas, search_path)."""
+        return {}
+
+    def prepare_shadow(self, conn: Connection, mirror: dict[str, Any]) -> None:
+        """Reproduce ``mirror`` in an empty shadow database."""
+
+    def shadow_options(self, mirror: dict[str, Any]) -> str:
+        """Session options for the replay's connections (a search_path the target has)."""
+        return ""
 
     def is_ddl_lock_timeout(self, exc: BaseException) -> bool:
         return False
@@ -155,10 +170,10 @@ class PostgresBackend(Backend):
     def locker(self, engine: Engine, url: URL, settings: Settings) -> Locker:
         return PostgresAdvisoryLocker(engine, settings)
 
-    def migration_environ(self, settings: Settings) -> dict[str, str]:
+    def migration_environ(self, settings: Settings, options: str = "") -> dict[str, str]:
         # libpq reads PGOPTIONS for every connection, so the DDL lock_timeout also applies
         # to an env.py that builds its own engine from sqlalchemy.url or DATABASE_URL.
-        options = os.environ.get("PGOPTIONS", "")
+        options = f"{os.environ.get('PGOPTIONS', '')} {options}".strip()
         if settings.ddl_lock_timeout > 0:
             millis = int(settings.ddl_lock_timeout * 1000)
             options = f"{options} -c lock_timeout={millis}".strip()
@@ -200,6 +215,37 @@ class PostgresBackend(Backend):
             return "loopback" if url.host in loopback else (url.host or "").lower()
 
         return (host(a), a.port or 5432, a.database) == (host(b), b.port or 5432, b.database)
+
+    def user_schemas(self, conn: Connection) -> list[str]:
+        insp = inspect(conn)
+        default = insp.default_schema_name
+        return sorted(
+            name
+            for name in insp.get_schema_names()
+            if name != default
+            and name != "information_schema"
+            and not name.startswith(("pg_", "crdb_"))
+        )
+
+    def mirror_settings(self, conn: Connection) -> dict[str, Any]:
+        # Only the schemas of the search_path (the role relies on them without naming them);
+        # a schema the migrations create themselves must not exist before they run.
+        row = conn.execute(
+            text("SELECT current_setting('search_path'), current_schemas(false)")
+        ).one()
+        return {"search_path": row[0], "schemas": list(row[1] or [])}
+
+    def prepare_shadow(self, conn: Connection, mirror: dict[str, Any]) -> None:
+        for schema in mirror.get("schemas", []):
+            conn.execute(CreateSchema(schema, if_not_exists=True))
+
+    def shadow_options(self, mirror: dict[str, Any]) -> str:
+        search_path = mirror.get("search_path")
+        if not search_path:
+            return ""
+        # libpq splits PGOPTIONS on spaces unless escaped; no SQL is built from the value.
+        value = search_path.replace("\\", "\\\\").replace(" ", "\\ ")
+        return f"-c search_path={value}"
 
     def empty_database(self, conn: Connection) -> None:
         schema = inspect(conn).default_schema_name or "public"

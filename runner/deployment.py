@@ -53,18 +53,22 @@ def job(
 
 
 def worker_environ(
-    settings: Settings, database: Database | None, redirect: Mapping[str, str] | None = None
+    settings: Settings,
+    database: Database | None,
+    redirect: Mapping[str, str] | None = None,
+    options: str = "",
 ) -> dict[str, str]:
     """The environment env.py runs in: ``DATABASE_URL`` names ``database``.
 
     ``redirect`` maps other variables to new values (a replay points every variable that
-    names the real database at the shadow).
+    names the real database at the shadow); ``options`` are extra session options for every
+    connection the worker opens (a replay mirrors the target's ``search_path``).
     """
     environ = dict(os.environ)
     environ.update(redirect or {})
     if database is not None:
         environ["DATABASE_URL"] = database.rendered
-        environ.update(database.backend.migration_environ(settings))
+        environ.update(database.backend.migration_environ(settings, options))
     return environ
 
 

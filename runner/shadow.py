@@ -105,19 +105,33 @@ def replay(
     what: str = "shadow replay",
     watch: Callable[[], None] | None = None,
     each_revision: bool = False,
+    mirror_target: bool = True,
 ) -> ReplayResult:
     """Migrate ``shadow`` through ``stages`` (lists of targets) in one worker, reflecting each
     stage (and, with ``each_revision``, each revision as it commits).
 
     ``watch`` checks the migration lock while the replay runs (a deploy holds it throughout).
+    With ``mirror_target`` the shadow first gets the target's schemas and ``search_path``.
+    Every schema the migrations leave behind is reflected, not only the default one.
     Raises :class:`ReplayFailedError` when a migration fails there.
     """
     # ``snapshot --shadow-url X`` builds on X itself: there is no other database to protect.
     guarded = not dep.backend.same_database(shadow.url, dep.database.url)
     target_identity: dict[str, Any] = {}
+    mirror: dict[str, Any] = {}
     if guarded:
         with dep.engine.connect() as conn:
             target_identity = dep.backend.identity(conn)
+            if mirror_target:
+                mirror = dep.backend.mirror_settings(conn)
+    if mirror:
+        # The target's schemas exist before its migrations run (a DBA made them).
+        engine = shadow.engine(dep.settings)
+        try:
+            with engine.begin() as conn:
+                dep.backend.prepare_shadow(conn, mirror)
+        finally:
+            engine.dispose()
 
     def gate(identity: Mapping[str, Any]) -> str | None:
         if guarded and dict(identity) == target_identity:
@@ -146,9 +160,15 @@ def replay(
         reflect=not each_revision,
         reflect_each=each_revision,
         schemas=list(schemas),
+        all_schemas=True,
         exclude_tables=list(exclude_tables),
     )
-    environ = worker_environ(dep.settings, shadow, _redirects(dep.database, shadow))
+    environ = worker_environ(
+        dep.settings,
+        shadow,
+        _redirects(dep.database, shadow),
+        options=dep.backend.shadow_options(mirror),
+    )
     try:
         result = supervisor.run(spec, environ)
     except WorkerFailed as failed:

@@ -221,7 +221,10 @@ def build_snapshot(
     bases: dict[str, str | None] = {}
     excluded = excluded_tables(dep.settings)
 
+    seen: set[str | None] = set(schemas)
+
     def record(key: str, schema: Schema) -> None:
+        seen.update(schema.schemas)
         table_ids = []
         for table in schema.tables.values():
             digest = table_digest(table)[:16]
@@ -277,7 +280,7 @@ def build_snapshot(
     snapshot = Snapshot(
         dialect=dep.database.dialect,
         server_version=".".join(str(p) for p in version[:1]),
-        schemas=schemas,
+        schemas=tuple(sorted(seen, key=lambda s: (s is not None, s or ""))),
         checksums=file_checksums(graph),
         tables=tables,
         enums=enums,

@@ -9,6 +9,7 @@ unreadable; what drift *means* (heal, fail, exit 9 after the upgrade) is the cal
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from sqlalchemy.exc import DBAPIError
@@ -45,8 +46,8 @@ class Verification:
         return tuple(f for f in self.findings if f.severity == "error")
 
 
-def reflect_database(dep: Deployment) -> Schema:
-    """Reflect the schemas in scope, waiting at most the DDL lock timeout per attempt.
+def reflect_database(dep: Deployment, schemas: Sequence[str | None] = ()) -> Schema:
+    """Reflect ``schemas`` and those in scope, waiting at most the DDL lock timeout per attempt.
 
     Column reflection calls ``pg_get_expr``, which takes a share lock on each table: a session
     holding ACCESS EXCLUSIVE (a long ALTER, VACUUM FULL) would block it for ever. So the
@@ -67,7 +68,9 @@ def reflect_database(dep: Deployment) -> Schema:
             with attempt, dep.engine.connect() as conn:
                 backend.prepare(conn, settings)
                 return reflect_schema(
-                    conn, schemas=scope(settings), exclude_tables=excluded_tables(settings)
+                    conn,
+                    schemas=tuple(dict.fromkeys((*scope(settings), *schemas))),
+                    exclude_tables=excluded_tables(settings),
                 )
     except DBAPIError as exc:
         if not backend.is_ddl_lock_timeout(exc):
@@ -100,7 +103,8 @@ def verify_schema(dep: Deployment, expected: Expected, *, stage: str) -> Verific
                 "drop --require-verify",
             )
         return Verification(Source.NONE)
-    actual = reflect_database(dep)
+    # Every schema the expected one covers: the migrations may create tables in several.
+    actual = reflect_database(dep, expected.schema.schemas)
     findings = tuple(diff(expected.schema, actual))
     for finding in findings:
         log.warning("verify.drift_found", stage=stage, **finding.to_dict())

@@ -281,6 +281,11 @@ class Worker:
         from runner.schema import reflect_schema
 
         schemas = tuple(self.job.get("schemas") or [None])
+        if self.job.get("all_schemas"):
+            from runner.backends import backend_for
+
+            found = backend_for(conn.engine.url).user_schemas(conn)
+            schemas = tuple(dict.fromkeys((*schemas, *found)))
         schema = reflect_schema(
             conn, schemas=schemas, exclude_tables=tuple(self.job.get("exclude_tables", ()))
         )
