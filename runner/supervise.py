@@ -25,6 +25,7 @@ import contextlib
 import json
 import os
 import selectors
+import signal
 import subprocess
 import sys
 import threading
@@ -154,7 +155,13 @@ class _Run:
                 if stream is not None:
                     stream.close()
         if not self.completed:
-            raise WorkerFailed(self.failed or {}, self.proc.returncode, self.result)
+            report = self.failed or {
+                # Killed (OOM, a signal) or exited without a word: say where it was.
+                "error": _ended(self.proc.returncode),
+                "revision": self.current,
+                "applied": [r["revision"] for r in self.result.applied],
+            }
+            raise WorkerFailed(report, self.proc.returncode, self.result)
         return self.result
 
     def _loop(self) -> None:
@@ -307,6 +314,13 @@ class _Run:
         if self.records >= 0:
             os.close(self.records)
             self.records = -1
+
+
+def _ended(returncode: int | None) -> str:
+    if returncode is not None and returncode < 0:
+        name = signal.Signals(-returncode).name if -returncode in set(signal.Signals) else ""
+        return f"the worker was killed by signal {name or -returncode} before it finished"
+    return f"the worker exited with status {returncode} before it finished"
 
 
 _ACTIVE: set[_Run] = set()

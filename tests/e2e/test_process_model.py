@@ -223,6 +223,22 @@ def test_sys_exit_0_in_a_revision_is_a_failed_migration(
     assert "doomed" not in tables(pg_url)
 
 
+def test_a_worker_killed_mid_revision_is_a_failed_migration_naming_it(
+    pg_url: str, project: Project
+) -> None:
+    ini = project("exits_early")
+    kept, dying = EXITS_EARLY
+    upgrade_to(ini, pg_url, kept)
+    env = {"DATABASE_URL": pg_url, "EXITS_EARLY_HOW": "sigkill"}
+    migrated = run_cli("migrate", "--config", str(ini), env=env)
+    assert migrated.returncode == ExitCode.MIGRATION_FAILED, migrated
+    failed = migrated.one("upgrade.failed")
+    assert f"revision {dying}" in failed["error"], failed
+    assert "killed by signal SIGKILL" in failed["error"], failed
+    assert db_revisions(pg_url) == [kept]
+    assert "doomed" not in tables(pg_url)
+
+
 def test_sys_exit_0_at_env_py_import_is_a_failed_migration(
     pg_url: str, project: Project, tmp_path: Path
 ) -> None:

@@ -7,6 +7,8 @@ Create Date: 2024-07-01 09:00:00.000000
 """
 from typing import Sequence, Union
 
+import os
+import signal
 import sys
 
 from alembic import op
@@ -23,6 +25,8 @@ def upgrade() -> None:
     """Upgrade schema."""
     op.create_table("doomed", sa.Column("id", sa.Integer(), primary_key=True))
     # A revision that "finishes early" the wrong way: it must count as a failed migration.
+    if os.environ.get("EXITS_EARLY_HOW") == "sigkill":  # the OOM killer, say
+        os.kill(os.getpid(), signal.SIGKILL)
     sys.exit(0)
 
 
