@@ -104,11 +104,19 @@ class Backend:
         )
 
     def empty_database(self, conn: Connection) -> None:
-        """Drop every table of a ``--shadow-url`` database (scratch space by contract)."""
+        """Drop every table of a ``--shadow-url`` database the runner has claimed."""
         insp = inspect(conn)
         quote = conn.dialect.identifier_preparer.quote
         for table in reversed(insp.get_table_names()):
             conn.execute(text(f"DROP TABLE {quote(table)}"))
+
+    def all_tables(self, conn: Connection) -> list[str]:
+        """Every table of the database, qualified outside the default schema."""
+        insp = inspect(conn)
+        found = list(insp.get_table_names())
+        for schema in self.user_schemas(conn):
+            found += [f"{schema}.{name}" for name in insp.get_table_names(schema=schema)]
+        return found
 
     #: Whether ``snapshot`` can build on this dialect without a server (scratch files).
     local_snapshot = False
@@ -248,6 +256,9 @@ class PostgresBackend(Backend):
         return f"-c search_path={value}"
 
     def empty_database(self, conn: Connection) -> None:
+        # Every schema a replay may have created, then the default one, re-created empty.
+        for schema in self.user_schemas(conn):
+            conn.execute(DropSchema(schema, cascade=True, if_exists=True))
         schema = inspect(conn).default_schema_name or "public"
         conn.execute(DropSchema(schema, cascade=True, if_exists=True))
         conn.execute(CreateSchema(schema))

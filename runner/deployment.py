@@ -98,10 +98,13 @@ class Deployment:
     """Everything one run works on."""
 
     settings: Settings
-    #: The database being deployed (``--direct-url`` when set).
+    #: The database being deployed (``--direct-url`` when set); for ``snapshot``, the server
+    #: the snapshot is built on.
     database: Database
     engine: Engine
     graph: Graph
+    #: ``snapshot``: ``database`` is scratch space, not a database to protect.
+    builds_snapshot: bool = False
 
     @property
     def backend(self) -> Backend:

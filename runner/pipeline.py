@@ -390,7 +390,9 @@ def write_snapshot(settings: Settings) -> Path:
         engine = database.engine(settings)
         stack.callback(engine.dispose)
         wait_for_database(engine, settings)
-        dep = Deployment(settings, database, engine, load_graph(settings, database))
+        dep = Deployment(
+            settings, database, engine, load_graph(settings, database), builds_snapshot=True
+        )
         snapshot = build_snapshot(dep, scope(settings))
     path.write_text(snapshot.to_json())
     log.info("snapshot.written", snapshot=str(path), bytes=path.stat().st_size)

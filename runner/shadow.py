@@ -21,14 +21,16 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+import sqlalchemy as sa
 from sqlalchemy.engine import URL
-from sqlalchemy.exc import ArgumentError
+from sqlalchemy.exc import ArgumentError, DBAPIError
 
 from runner.backends import Database, ShadowUnavailable
 from runner.config import Settings, resolve_url
 from runner.deployment import Deployment, job, worker_environ
 from runner.errors import ConfigError, DeployError, ExitCode, ReplayFailedError
 from runner.logs import get_logger
+from runner.project import configured_url, load_config
 from runner.revisions import read_db_heads
 from runner.schema import Schema
 from runner.supervise import Supervisor, WorkerFailed
@@ -54,14 +56,72 @@ class ShadowLeakError(DeployError):
     event = "shadow.leaked"
 
 
-@contextmanager
-def _given_shadow(database: Database, settings: Settings) -> Iterator[URL]:
-    """``--shadow-url``: empty its schemas first (it is scratch space by contract)."""
-    engine = database.engine(settings)
+#: The table that marks a ``--shadow-url`` database as the runner's scratch space.
+SHADOW_MARKER = "alembic_deploy_shadow"
+
+
+def _targets(dep: Deployment) -> list[Database]:
+    """The databases a ``--shadow-url`` must not be: the target, however it was named."""
+    settings = dep.settings
+    found = [] if dep.builds_snapshot else [dep.database]
+    raw = settings.effective_url or configured_url(load_config(settings))
+    if raw:
+        found.append(Database.from_raw(raw))
+    return found
+
+
+def _is_target(
+    shadow: Database, shadow_identity: dict[str, Any], target: Database, dep: Deployment
+) -> bool:
+    """Compare where the two connect (server and database), not how their URLs are spelled."""
+    if shadow.dialect != target.dialect:
+        return False
+    if target.backend.same_database(shadow.url, target.url):
+        return True
+    engine = dep.engine if target is dep.database else target.engine(dep.settings)
     try:
+        with engine.connect() as conn:
+            return dict(target.backend.identity(conn)) == shadow_identity
+    except DBAPIError:
+        return False  # unreachable: the URLs differ, and nothing can be compared further
+    finally:
+        if engine is not dep.engine:
+            engine.dispose()
+
+
+@contextmanager
+def _given_shadow(dep: Deployment, shadow: Database) -> Iterator[URL]:
+    """``--shadow-url``: refuse the target and any database holding data, then empty it.
+
+    A given shadow must be empty the first time (the runner then marks it as its own with a
+    table) or carry that mark; anything else is somebody's data and is never touched.
+    """
+    settings = dep.settings
+    engine = shadow.engine(settings)
+    try:
+        with engine.connect() as conn:
+            identity = shadow.backend.identity(conn)
+            tables = shadow.backend.all_tables(conn)
+        for target in _targets(dep):
+            if _is_target(shadow, identity, target, dep):
+                raise ConfigError(
+                    f"--shadow-url {shadow.masked} is the database being deployed: a shadow is "
+                    "scratch space the runner empties",
+                    hint="point --shadow-url / ALEMBIC_DEPLOY_SHADOW_URL at an empty database "
+                    "of its own, or unset it to use a temporary one",
+                )
+        if tables and SHADOW_MARKER not in tables:
+            shown = ", ".join(sorted(tables)[:5]) + (" ..." if len(tables) > 5 else "")
+            raise ConfigError(
+                f"--shadow-url {shadow.masked} holds {len(tables)} table(s) ({shown}) and is "
+                "not a shadow alembic-deploy created: refusing to empty it",
+                hint="point --shadow-url at an empty database (the runner marks it as its own "
+                "on first use), or unset it to use a temporary one",
+            )
         with engine.begin() as conn:
-            database.backend.empty_database(conn)
-        yield database.url
+            shadow.backend.empty_database(conn)
+            sa.Table(SHADOW_MARKER, sa.MetaData(), sa.Column("claimed", sa.Boolean)).create(conn)
+        yield shadow.url
     finally:
         engine.dispose()
 
@@ -71,7 +131,7 @@ def scratch_database(dep: Deployment) -> Iterator[Database]:
     """An empty database to replay into; removed afterwards when we created it."""
     if dep.settings.shadow_url:
         given = Database.from_raw(dep.settings.shadow_url)
-        with _given_shadow(given, dep.settings):
+        with _given_shadow(dep, given):
             yield given
         return
     with dep.backend.scratch_database(dep.engine) as url:
@@ -233,4 +293,4 @@ def excluded_tables(settings: Settings) -> tuple[str, ...]:
 
 
 #: Tables of alembic-deploy itself, never part of an expected schema.
-EXCLUDED_TABLES: tuple[str, ...] = ("alembic_deploy_repairs",)
+EXCLUDED_TABLES: tuple[str, ...] = ("alembic_deploy_repairs", SHADOW_MARKER)

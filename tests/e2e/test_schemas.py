@@ -1,5 +1,5 @@
-"""Every schema the migrations touch is verified and healed, and the shadow reproduces the
-schemas of the target's ``search_path``.
+"""Every schema the migrations touch is verified and healed; the shadow reproduces the schemas
+of the target's ``search_path``; a ``--shadow-url`` is never the target nor somebody's data.
 
 A table the migrations created in a second schema (``billing.invoices``) that is dropped by
 hand used to go unnoticed (only the default schema was reflected). A role whose
@@ -19,7 +19,7 @@ from sqlalchemy import create_engine, inspect
 from sqlalchemy.pool import NullPool
 
 from runner.errors import ExitCode
-from tests.e2e.helpers import chain, db_revisions, execute
+from tests.e2e.helpers import chain, db_revisions, execute, physical, tables, upgrade_to
 from tests.fixtures.cli import run_cli
 from tests.fixtures.postgres import PostgresServer
 
@@ -117,3 +117,68 @@ def test_a_search_path_that_starts_with_a_dba_schema_deploys_and_verifies(
     check = run_cli("check", "--config", str(ini), env=env)
     assert check.returncode == ExitCode.DRIFT, check
     assert {e["object"] for e in check.named("verify.drift_found")} == {"ix_files_user_id"}
+
+
+# --- a --shadow-url is scratch space: never the target, never somebody's data ---------------
+
+
+def _other_spelling(url: str) -> str:
+    """The same database, named differently: postgres:// and localhost for 127.0.0.1."""
+    return url.replace("postgresql+psycopg2://", "postgres://").replace("127.0.0.1", "localhost")
+
+
+@pytest.mark.parametrize("command", ["status", "check", "migrate"])
+def test_a_shadow_url_naming_the_target_is_refused_before_anything_is_touched(
+    command: str, project: Project, pg_url: str
+) -> None:
+    ini = project("linear")
+    upgrade_to(ini, pg_url, "head")
+    before = physical(pg_url)
+    env = {"DATABASE_URL": pg_url, "ALEMBIC_DEPLOY_SHADOW_URL": _other_spelling(pg_url)}
+    result = run_cli(command, "--config", str(ini), env=env)
+    assert result.returncode == ExitCode.USAGE, result
+    assert "is the database being deployed" in result.one("config.invalid")["error"]
+    assert physical(pg_url) == before
+    assert db_revisions(pg_url) == [chain(ini)[-1]]
+
+
+def test_snapshot_refuses_a_shadow_url_that_is_the_configured_database(
+    project: Project, pg_url: str
+) -> None:
+    ini = project("linear")
+    upgrade_to(ini, pg_url, "head")
+    before = physical(pg_url)
+    result = run_cli(
+        "snapshot",
+        "--config",
+        str(ini),
+        "--shadow-url",
+        _other_spelling(pg_url),
+        env={"DATABASE_URL": pg_url},
+    )
+    assert result.returncode == ExitCode.USAGE, result
+    assert physical(pg_url) == before
+
+
+def test_a_shadow_url_holding_data_is_refused_and_an_empty_one_is_claimed_and_reused(
+    project: Project, pg_url: str, make_db: Callable[[], str]
+) -> None:
+    ini = project("linear")
+    other_tenant = make_db()
+    execute(
+        other_tenant, "CREATE TABLE orders (id int primary key)", "INSERT INTO orders VALUES (1)"
+    )
+    env = {"DATABASE_URL": pg_url, "ALEMBIC_DEPLOY_SHADOW_URL": other_tenant}
+    refused = run_cli("migrate", "--config", str(ini), env=env)
+    assert refused.returncode == ExitCode.USAGE, refused
+    assert "not a shadow alembic-deploy created" in refused.one("config.invalid")["error"]
+    assert tables(other_tenant) == {"orders"}
+    assert db_revisions(pg_url) == []
+
+    scratch = make_db()
+    env["ALEMBIC_DEPLOY_SHADOW_URL"] = scratch
+    upgrade_to(ini, pg_url, chain(ini)[3])
+    for _ in range(2):  # claimed on first use, recognised (and emptied) on the next
+        result = run_cli("check", "--config", str(ini), env=env)
+        assert result.returncode == ExitCode.PENDING, result
+        assert result.one("verify.checked")["source"] == "shadow"
