@@ -115,6 +115,22 @@ def _plain_name(name: Any) -> str | None:
     return str(name)
 
 
+def _final_name(obj: Any, dialect: Any) -> str | None:
+    """The name the DDL will carry: a long naming-convention name is truncated by the
+    compiler (63 characters on PostgreSQL), so the catalog holds the truncated one."""
+    if _plain_name(obj.name) is None:
+        return None
+    try:
+        # What Alembic itself uses to learn the compiled name of a constraint or index.
+        return str(dialect.identifier_preparer.format_constraint(obj, _alembic_quote=False))
+    except (TypeError, AttributeError):
+        return _plain_name(obj.name)
+
+
+#: Alembic's batch "move and copy" works on a temporary table of this prefix: never judged.
+_BATCH_TEMP_PREFIX = "_alembic_tmp_"
+
+
 def _equivalent_constraint_exists(
     insp: Inspector, constraint: Constraint, table: str, schema: str | None
 ) -> bool:
@@ -150,6 +166,8 @@ _Skip = tuple[str, str | None, str | None, str] | None
 
 
 def _create_table(insp: Inspector, table: Any, **_: Any) -> _Skip:
+    if table.name.startswith(_BATCH_TEMP_PREFIX):
+        return None
     if insp.has_table(table.name, schema=table.schema):
         return ("create_table", table.name, table.name, "already exists")
     return None
@@ -166,11 +184,12 @@ def _add_column(
 
 
 def _create_index(insp: Inspector, index: Any, **_: Any) -> _Skip:
-    name = _plain_name(index.name)
+    name = _final_name(index, insp.dialect)
     table = index.table
     if (
         name
         and table is not None
+        and not table.name.startswith(_BATCH_TEMP_PREFIX)
         and insp.has_table(table.name, schema=table.schema)
         and insp.has_index(table.name, name, schema=table.schema)
     ):
@@ -185,16 +204,21 @@ def _add_constraint(insp: Inspector, const: Any, **_: Any) -> _Skip:
     kind = next(
         (n for c, n in _CONSTRAINT_OPERATION.items() if isinstance(const, c)), "create_constraint"
     )
-    name = _plain_name(const.name)
-    exists = (
-        name in _named_objects(insp, table.name, table.schema)
-        if name
-        else _equivalent_constraint_exists(insp, const, table.name, table.schema)
-    )
+    name = _final_name(const, insp.dialect)
+    if name:
+        exists = name in _named_objects(insp, table.name, table.schema)
+    else:
+        # PostgreSQL accepts a second unnamed FK or unique constraint on the same columns
+        # (t_c_fkey1): only a second primary key fails, so only that is judged.
+        exists = isinstance(const, PrimaryKeyConstraint) and _equivalent_constraint_exists(
+            insp, const, table.name, table.schema
+        )
     return (kind, table.name, name, "already exists") if exists else None
 
 
 def _drop_table(insp: Inspector, table: Any, **_: Any) -> _Skip:
+    if table.name.startswith(_BATCH_TEMP_PREFIX):
+        return None
     if not insp.has_table(table.name, schema=table.schema):
         return ("drop_table", table.name, table.name, "already gone")
     return None
@@ -212,23 +236,25 @@ def _drop_column(
 
 
 def _drop_index(insp: Inspector, index: Any, **_: Any) -> _Skip:
-    name = _plain_name(index.name)
-    if not name:
-        return None
+    name = _final_name(index, insp.dialect)
     table = index.table
-    if table is not None and table.name:
-        gone = not insp.has_table(table.name, schema=table.schema) or not insp.has_index(
-            table.name, name, schema=table.schema
-        )
-    else:
-        # No table given (allowed on PostgreSQL): look through the schema's indexes at once.
-        every = insp.get_multi_indexes(schema=getattr(table, "schema", None))
-        gone = not any(ix["name"] == name for indexes in every.values() for ix in indexes)
-    return ("drop_index", getattr(table, "name", None), name, "already gone") if gone else None
+    # op.drop_index("ix") without a table gives Alembic's placeholder table "no_table": the
+    # index could be anywhere on the search_path, so the statement runs as written.
+    if (
+        not name
+        or table is None
+        or table.name in ("no_table", "")
+        or table.name.startswith(_BATCH_TEMP_PREFIX)
+    ):
+        return None
+    gone = not insp.has_table(table.name, schema=table.schema) or not insp.has_index(
+        table.name, name, schema=table.schema
+    )
+    return ("drop_index", table.name, name, "already gone") if gone else None
 
 
 def _drop_constraint(insp: Inspector, const: Any, **_: Any) -> _Skip:
-    name = _plain_name(const.name)
+    name = _final_name(const, insp.dialect)
     table = const.table
     if not name or table is None:
         return None
