@@ -273,6 +273,8 @@ class PostgresBackend(Backend):
         return {"database": row[0], "server_started": row[1], "port": row[2]}
 
     def is_ddl_lock_timeout(self, exc: BaseException) -> bool:
+        if not isinstance(exc, Exception):
+            return False  # a signal raised while a lock time-out was handled is a signal
         seen: set[int] = set()
         current: BaseException | None = exc
         while current is not None and id(current) not in seen:

@@ -34,6 +34,7 @@ from runner.errors import (
     DeployError,
     DriftError,
     ExitCode,
+    Interrupted,
     PendingRevisionsError,
 )
 from runner.launch import check_command, exec_app
@@ -293,6 +294,9 @@ def main(
             exc_info=settings.debug,
             **({"worker_traceback": trace} if trace and settings.debug else {}),
         )
+    except Interrupted as exc:
+        code = ExitCode.INTERRUPTED
+        log.error(exc.event, error=exc.message, hint=exc.hint, exit_code=int(code))
     except KeyboardInterrupt:
         code = ExitCode.INTERRUPTED
         log.error("deploy.interrupted", exit_code=int(code))
@@ -303,7 +307,8 @@ def main(
             exit_code=int(code),
             hint="this is a bug in alembic-deploy; please report it with this traceback",
         )
+    try:
+        _summary(settings, report, code, started)
     finally:
         signals.restore()
-    _summary(settings, report, code, started)
     return int(code)

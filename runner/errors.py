@@ -229,8 +229,17 @@ class PendingRevisionsError(DeployError):
     event = "check.pending"
 
 
-class Interrupted(DeployError):
-    """SIGTERM or SIGINT arrived while the runner was working."""
+class Interrupted(BaseException):
+    """SIGTERM or SIGINT arrived while the runner was working.
+
+    A ``BaseException``, like ``KeyboardInterrupt``: the ``except Exception`` of a step (a
+    lock check, a retry, a repair) must not turn a signal into another failure.
+    """
 
     exit_code = ExitCode.INTERRUPTED
     event = "deploy.interrupted"
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint

@@ -109,6 +109,7 @@ EVENTS: dict[str, str] = {
     "step.finished": "a pipeline step ended (`step`, `duration_ms`)",
     "check.pending": "`check`: revisions are pending (exit 10)",
     "launch.exec": "the lock is released; the process becomes the app (`argv`)",
+    "deploy.final_heads_unknown": "the version table could not be read for the summary (debug)",
     "deploy.summary": "the run's outcome: exit code, heads before and after, step timings",
     "deploy.failed": "the default error event of a failure class without its own (exit 1)",
     "deploy.interrupted": "SIGTERM or SIGINT stopped the run (exit 130)",

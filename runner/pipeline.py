@@ -116,9 +116,10 @@ def deploy(settings: Settings, report: DeployReport) -> DeployReport:
     with ExitStack() as stack:
         dep = _prologue(settings, report, stack)
         locker = dep.backend.locker(dep.engine, dep.database.url, settings)
+        stack.callback(locker.release)  # first: a signal right after acquire still releases
+        stack.callback(_final_heads, dep, report)
         with _step(report, "lock"):
             locker.acquire()
-        stack.callback(locker.release)
         sources = ExpectedSchemas(dep, watch=locker.check)
         with _step(report, "revisions"):
             with dep.engine.connect() as conn:
@@ -148,8 +149,8 @@ def deploy(settings: Settings, report: DeployReport) -> DeployReport:
                 with _step(report, "heal"):
                     _heal(dep, locker, resolved[0], before, state, report)
         with _step(report, "upgrade"):
-            result = upgrade_to_head(dep, state, locker)
-            report.applied = result.applied
+            # Each revision is reported as it commits, so a failed run's summary is true too.
+            result = upgrade_to_head(dep, state, locker, on_applied=report.applied.append)
             report.skipped_operations = len(result.skipped)
         with _step(report, "verify_after"):
             _verify_heads(dep, state, report)
@@ -232,13 +233,18 @@ def _heal(
             "`alembic-deploy plan` prints the SQL",
         )
     assert expected.schema is not None and before.actual is not None
-    with dep.engine.connect() as conn, conn.begin():
-        plan = plan_repairs(
-            before.findings, expected.schema, before.actual, has_rows=row_checker(conn)
-        )
-        require_healable(plan)
-        locker.check()  # never change the schema without the lock
-        apply_repairs(conn, plan.repairs, stamped=state.db_heads)
+    with dep.engine.connect() as conn:
+        # The DDL lock_timeout: a repair queued behind a long transaction gives up instead of
+        # blocking every reader of the table behind its ACCESS EXCLUSIVE request.
+        dep.backend.prepare(conn, settings)
+        with conn.begin():
+            plan = plan_repairs(
+                before.findings, expected.schema, before.actual, has_rows=row_checker(conn)
+            )
+            require_healable(plan)
+            locker.check()  # never change the schema without the lock
+            apply_repairs(conn, plan.repairs, stamped=state.db_heads)
+            locker.check()  # ... nor commit it after the lock was lost meanwhile
     report.repairs = [repair.describe() for repair in plan.repairs]
     log.info("heal.finished", repairs=len(plan.repairs))
     healed = verify_schema(dep, expected, stage="healed")
@@ -249,6 +255,15 @@ def _heal(
             findings=still,
             hint="this is a bug in the repair plan: run `alembic-deploy plan` and report it",
         )
+
+
+def _final_heads(dep: Deployment, report: DeployReport) -> None:
+    """What the version table says when the run ends, whatever happened (for the summary)."""
+    try:
+        with dep.engine.connect() as conn:
+            report.db_heads_after, _ = read_db_heads(conn, dep.settings)
+    except Exception as exc:  # the summary must not hide the run's own error
+        log.debug("deploy.final_heads_unknown", error=str(exc))
 
 
 def _verify_heads(dep: Deployment, state: RevisionState, report: DeployReport) -> None:

@@ -30,7 +30,15 @@ GRACE_S = 1.6
 _SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 
+_received: list[int] = []
+
+
 def _raise_interrupted(signum: int, _: FrameType | None) -> None:
+    # Once: a second SIGTERM must not interrupt the clean-up of the first (the watchdog
+    # enforces the deadline).
+    if _received:
+        return
+    _received.append(signum)
     name = signal.Signals(signum).name
     raise Interrupted(
         f"received {name}; stopping (the current revision is rolled back)",
@@ -52,6 +60,7 @@ class Signals:
         installed = cls()
         if threading.current_thread() is not threading.main_thread():
             return installed  # in-process callers on other threads keep their handlers
+        _received.clear()
         for signum in _SIGNALS:
             installed.previous[signum] = signal.signal(signum, _raise_interrupted)
         read, write = os.pipe()

@@ -33,6 +33,7 @@ import time
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from runner.logs import get_logger
@@ -43,6 +44,12 @@ log = get_logger(__name__)
 WATCH_INTERVAL_S = 0.5
 #: How often a revision that is still running is reported (a long backfill is not a hang).
 HEARTBEAT_S = 15.0
+#: How long the watchdog waits for the workers' sessions to be terminated before exiting.
+KILL_CANCEL_S = 0.3
+#: How long the pipes are still read after the child exited.
+DRAIN_S = 1.0
+#: Where the ``runner`` package lives, for the worker's ``PYTHONPATH`` (it runs with ``-P``).
+_PACKAGE_ROOT = str(Path(__file__).resolve().parent.parent)
 #: How long a stopped child gets to roll back before its sessions are terminated.
 STOP_GRACE_S = 0.8
 
@@ -100,6 +107,8 @@ class Supervisor:
     cancel: Canceller | None = None
     #: The application_name tag the child's connections carry.
     tag: str = field(default_factory=lambda: f"alembic-deploy-worker-{uuid.uuid4().hex[:8]}")
+    #: Told of each revision as soon as it committed (a failed run still reports it).
+    on_applied: Callable[[dict[str, Any]], None] | None = None
     debug: bool = False
 
     def run(self, job: dict[str, Any], env: Mapping[str, str]) -> JobResult:
@@ -121,18 +130,33 @@ class _Run:
         control_r, control_w = os.pipe()
         try:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "runner.worker", str(records_w), str(control_r)],
+                # -P: the working directory does not shadow our packages (a project's own
+                # `alembic/` or `runner/` folder), as with the `alembic` command itself; the
+                # Alembic config's prepend_sys_path still applies.
+                [sys.executable, "-P", "-m", "runner.worker", str(records_w), str(control_r)],
                 pass_fds=(records_w, control_r),
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
-                # Unbuffered: what a long migration prints shows up while it runs.
-                env={**env, "PGAPPNAME": supervisor.tag, "PYTHONUNBUFFERED": "1"},
+                env={
+                    **env,
+                    "PGAPPNAME": supervisor.tag,
+                    # Unbuffered: what a long migration prints shows up while it runs.
+                    "PYTHONUNBUFFERED": "1",
+                    "PYTHONPATH": os.pathsep.join(
+                        p for p in (_PACKAGE_ROOT, env.get("PYTHONPATH", "")) if p
+                    ),
+                },
             )
+        except BaseException:
+            os.close(records_r)
+            os.close(control_w)
+            raise
         finally:
             os.close(records_w)
             os.close(control_r)
-        _ACTIVE.add(self)
+        with _active_lock:
+            _ACTIVE.add(self)
         self.records = records_r
         self.control = os.fdopen(control_w, "wb", buffering=0)
         self._send(job)
@@ -149,7 +173,8 @@ class _Run:
             self.stop()
             raise
         finally:
-            _ACTIVE.discard(self)
+            with _active_lock:
+                _ACTIVE.discard(self)
             self._close()
             for stream in (self.proc.stdout, self.proc.stderr):
                 if stream is not None:
@@ -176,6 +201,7 @@ class _Run:
         for fd in streams:
             selector.register(fd, selectors.EVENT_READ)
         last_watch = time.monotonic()
+        exited_at: float | None = None
         try:
             while selector.get_map():
                 for key, _ in selector.select(timeout=WATCH_INTERVAL_S):
@@ -190,6 +216,10 @@ class _Run:
                     for line in lines:
                         self._line(streams[fd], line)
                 now = time.monotonic()
+                if exited_at is None and self.proc.poll() is not None:
+                    exited_at = now
+                if exited_at is not None and now - exited_at > DRAIN_S:
+                    break  # a process the job started holds its pipes open: stop listening
                 if self.s.watch is not None and now - last_watch >= WATCH_INTERVAL_S:
                     self.s.watch()
                     last_watch = now
@@ -211,8 +241,13 @@ class _Run:
             if text.strip():
                 log.info("worker.output", stream=stream, line=text, revision=self.current)
             return
-        record: dict[str, Any] = json.loads(text)
-        handler = getattr(self, f"_on_{record.pop('record')}")
+        try:
+            record: dict[str, Any] = json.loads(text)
+            handler = getattr(self, f"_on_{record.pop('record')}")
+        except (ValueError, KeyError, AttributeError, TypeError):
+            # Not one of ours (something wrote to the pipe): shown, never trusted.
+            log.warning("worker.output", stream="records", line=text[:2000])
+            return
         handler(record)
 
     # --- records ------------------------------------------------------------------------
@@ -246,6 +281,8 @@ class _Run:
 
     def _on_revision_applied(self, record: dict[str, Any]) -> None:
         self.result.applied.append(record)
+        if self.s.on_applied is not None:
+            self.s.on_applied(record)
         self.current = None
         emit = log.info if self.s.step == "upgrade" else log.debug
         emit(
@@ -333,4 +370,12 @@ def kill_all() -> None:
         runs = list(_ACTIVE)
     for run in runs:
         run.proc.kill()
-        run._cancel(terminate=True)
+
+    def end_sessions() -> None:
+        for run in runs:
+            run._cancel(terminate=True)
+
+    # Bounded: a server that does not answer must not keep the process from exiting.
+    ender = threading.Thread(target=end_sessions, name="end-sessions", daemon=True)
+    ender.start()
+    ender.join(KILL_CANCEL_S)

@@ -16,6 +16,7 @@ revisions before it stay committed, the failed one is rolled back), :class:`Lock
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -53,16 +54,34 @@ class _LockTimeoutInWorker(Exception):
         self.failed = failed
 
 
-def upgrade_to_head(dep: Deployment, state: RevisionState, locker: Locker) -> UpgradeResult:
-    """Apply ``state.pending`` (to ``state.target``) one committed revision at a time."""
+def upgrade_to_head(
+    dep: Deployment,
+    state: RevisionState,
+    locker: Locker,
+    on_applied: Callable[[AppliedRevision], None] | None = None,
+) -> UpgradeResult:
+    """Apply ``state.pending`` (to ``state.target``) one committed revision at a time.
+
+    ``on_applied`` is told of each revision as soon as it committed.
+    """
     result = UpgradeResult()
     if state.target is None or not state.pending:
         return result
     settings = dep.settings
     log.info("upgrade.started", target=state.target, pending=list(state.pending))
+
+    def applied(record: dict[str, Any]) -> None:
+        revision = AppliedRevision(
+            record["revision"], tuple(record["down_revisions"]), record["duration_ms"]
+        )
+        result.applied.append(revision)
+        if on_applied is not None:
+            on_applied(revision)
+
     supervisor = Supervisor(
         step="upgrade",
         watch=locker.check,
+        on_applied=applied,
         cancel=lambda pids, tag, terminate: dep.backend.cancel_sessions(
             dep.engine, pids, tag, terminate
         ),
@@ -99,11 +118,9 @@ def upgrade_to_head(dep: Deployment, state: RevisionState, locker: Locker) -> Up
                 try:
                     outcome = supervisor.run(spec, environ)
                 except WorkerFailed as failed:
-                    _collect(result, failed.partial.applied)
                     if failed.lock_timeout:
                         raise _LockTimeoutInWorker(failed) from None
                     raise
-                _collect(result, outcome.applied)
                 result.skipped.extend(outcome.skipped)
                 _warn_version_table(outcome.configured, dep)
     except _LockTimeoutInWorker as timed_out:
@@ -124,15 +141,6 @@ def _retry_lock_timeouts(state: RetryCallState) -> bool:
     if outcome is None or not outcome.failed:
         return False
     return isinstance(outcome.exception(), _LockTimeoutInWorker)
-
-
-def _collect(result: UpgradeResult, applied: list[dict[str, Any]]) -> None:
-    for record in applied:
-        result.applied.append(
-            AppliedRevision(
-                record["revision"], tuple(record["down_revisions"]), record["duration_ms"]
-            )
-        )
 
 
 def _failure(failed: WorkerFailed, result: UpgradeResult) -> MigrationFailedError:

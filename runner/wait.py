@@ -142,7 +142,7 @@ def wait_for_database(
                     connection.execute(text("SELECT 1"))
                     version = connection.dialect.server_version_info
     except DeployError:
-        raise  # Interrupted: a signal while waiting is not a connection error
+        raise
     except Exception as exc:
         if not is_transient(exc):
             raise ConnectionRefusedPermanentlyError(

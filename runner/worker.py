@@ -29,6 +29,7 @@ import logging
 import os
 import signal
 import sys
+import threading
 import time
 import traceback
 from collections.abc import Callable, Iterable, Iterator
@@ -61,11 +62,14 @@ class Channel:
     def __init__(self, records: BinaryIO, control: BinaryIO) -> None:
         self._records = records
         self._control = control
+        # The app's threads log too: one record at a time, each written whole.
+        self._lock = threading.Lock()
 
     def send(self, record: str, **data: Any) -> None:
         line = json.dumps({"record": record, **data}, default=str) + "\n"
-        self._records.write(line.encode())
-        self._records.flush()
+        with self._lock:
+            self._records.write(line.encode())
+            self._records.flush()
 
     def receive(self) -> dict[str, Any]:
         line = self._control.readline()
@@ -136,6 +140,9 @@ class Worker:
         self.current: str | None = None
         self.started = 0.0
         self.applied: list[str] = []
+        #: Revisions applied inside a transaction that has not ended yet.
+        self.committing: list[dict[str, Any]] = []
+        self.external = False
 
     # --- shared pieces -------------------------------------------------------------------
 
@@ -222,18 +229,32 @@ class Worker:
                         revision=step.up_revision_id,
                         schema=self._reflect_connection(ctx.connection),
                     )
-                self.applied.append(step.up_revision_id)
-                self.channel.send(
-                    "revision_applied",
-                    revision=step.up_revision_id,
-                    down_revisions=list(step.down_revision_ids),
-                    duration_ms=round((time.perf_counter() - self.started) * 1000, 1),
+                # Reported once its transaction has ended (committed), not before. In an
+                # "external" transaction (env.py used the connection before configure())
+                # every revision commits only at the end of the run.
+                self.external = bool(getattr(ctx, "_in_external_transaction", False))
+                self.committing.append(
+                    {
+                        "revision": step.up_revision_id,
+                        "down_revisions": list(step.down_revision_ids),
+                        "duration_ms": round((time.perf_counter() - self.started) * 1000, 1),
+                    }
                 )
-                self.current = None
-                defensive.set_current_revision(None)
 
             kw["on_version_apply"] = on_version_apply
             kw["transaction_per_migration"] = True
+            if not migrate:
+                kw["dont_mutate"] = True  # loading models must not create the version table
+            connection = kw.get("connection")
+            if self.job.get("guard") and connection is not None:
+                # A replay: before any statement runs (autocommit blocks and SQLite DDL do not
+                # wait for a commit), make sure this is not the real database.
+                began = not connection.in_transaction()
+                self._may_commit(connection, None)
+                if began and connection.in_transaction():
+                    # Our query must not leave a transaction that Alembic would take for
+                    # env.py's own ("external"), which disables per-revision transactions.
+                    connection.rollback()
             original(*args, **kw)
             # Decide defensive skips when each statement executes (a no-op without a session).
             defensive.guard(env.get_context().impl)
@@ -244,10 +265,16 @@ class Worker:
             with env:
                 script.run_env()
             if conn.in_transaction():
+                # env.py ran the chain in a transaction of its own (it used the connection
+                # before configure()): this is the commit, so it is asked for too.
+                if gate and self.committing:
+                    self._may_commit(conn, self.committing[-1]["revision"])
                 conn.commit()
+            self._committed()
         except BaseException:
             if conn.in_transaction():
                 conn.rollback()
+            self.committing = []
             raise
         finally:
             config.attributes.pop("connection", None)
@@ -261,17 +288,35 @@ class Worker:
         if answer.get("answer") != "commit":
             raise Aborted(answer.get("reason") or "the runner refused the commit")
 
+    def _committed(self) -> None:
+        """The revision whose transaction just ended committed: report it."""
+        from runner import defensive
+
+        if not self.committing:
+            return
+        committed, self.committing = self.committing, []
+        for applied in committed:
+            self.applied.append(applied["revision"])
+            self.channel.send("revision_applied", **applied)
+        self.current = None
+        defensive.set_current_revision(None)
+
     def _track(self, steps: Iterable[Any]) -> Iterator[Any]:
         from runner import defensive
 
         # MigrationContext.run_migrations pulls the next step right before opening its
-        # transaction, so "pulled" means "starting".
+        # transaction, and after the previous one's transaction ended: "pulled" means the
+        # previous revision committed and this one is starting.
         for step in steps:
+            if not self.external:
+                self._committed()
             self.current = step.info.up_revision_id
             defensive.set_current_revision(self.current)
             self.started = time.perf_counter()
             self.channel.send("revision_started", revision=self.current)
             yield step
+        if not self.external:
+            self._committed()
 
     def _reflect(self, engine: Any) -> dict[str, Any]:
         with engine.connect() as conn:
@@ -420,24 +465,27 @@ def _describe(exc: BaseException) -> str:
     return text or type(inner).__name__
 
 
-def _is_ddl_lock_timeout(exc: BaseException) -> bool:
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        orig = getattr(current, "orig", None) or current
-        if "55P03" in (getattr(orig, "pgcode", None), getattr(orig, "sqlstate", None)):
-            return True
-        current = current.__cause__ or current.__context__
-    return False
+def _is_ddl_lock_timeout(job: dict[str, Any], exc: BaseException) -> bool:
+    """Whether the job failed on the DDL lock time-out (the runner retries in a new worker)."""
+    if not job.get("url"):
+        return False
+    from sqlalchemy.engine import make_url
+
+    from runner.backends import backend_for
+
+    return backend_for(make_url(job["url"])).is_ddl_lock_timeout(exc)
 
 
 def main(argv: list[str]) -> int:
     """Run one job; the parent reads the outcome from the records, not the exit status."""
     _die_with_parent()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the runner decides what a Ctrl-C stops
-    records = os.fdopen(int(argv[1]), "wb", buffering=0)
-    control = os.fdopen(int(argv[2]), "rb")
+    records_fd, control_fd = int(argv[1]), int(argv[2])
+    for fd in (records_fd, control_fd):
+        # A process env.py or the app starts must not hold the runner's pipes open.
+        os.set_inheritable(fd, False)
+    records = os.fdopen(records_fd, "wb")
+    control = os.fdopen(control_fd, "rb")
     channel = Channel(records, control)
     job = channel.receive()
     worker = Worker(channel, job)
@@ -455,7 +503,7 @@ def main(argv: list[str]) -> int:
             revision=worker.current,
             applied=worker.applied,
             aborted=isinstance(exc, Aborted),
-            lock_timeout=_is_ddl_lock_timeout(exc),
+            lock_timeout=_is_ddl_lock_timeout(job, exc),
             traceback="".join(traceback.format_exception(exc)),
         )
         return 1
@@ -464,8 +512,11 @@ def main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    # os._exit: the app's atexit hooks and non-daemon threads must not outlive the job.
-    code = main(sys.argv)
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(code)
+    code = 1
+    try:
+        code = main(sys.argv)
+        sys.stdout.flush()
+        sys.stderr.flush()
+    finally:
+        # os._exit: the app's atexit hooks and non-daemon threads must not outlive the job.
+        os._exit(code)
