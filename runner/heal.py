@@ -136,7 +136,9 @@ def _where(index: Index) -> dict[str, Any]:
 
 def _index_elements(index: Index, table: Table) -> list[Any]:
     names = {c.name for c in table.columns}
-    return [column if column in names else sa.text(column) for column in index.columns]
+    # An expression must be parenthesised in CREATE INDEX (``(data ->> 'id')``), and a column
+    # name must not be (it would become an expression).
+    return [column if column in names else sa.text(f"({column})") for column in index.columns]
 
 
 def _fk_op(table: Table, fk: ForeignKey) -> Callable[[Operations], None]:

@@ -340,18 +340,8 @@ _UNNAMED_ON_SQLITE = (
     "create_table are unnamed, so this hits most SQLite chains"
 )
 
-_UNPARENTHESISED_INDEX_EXPRESSION = (
-    "runner bug: runner/heal.py (_index_elements) re-creates an index element that is an "
-    "expression as sa.text(<normalised expression>) without parentheses, so PostgreSQL gets "
-    "CREATE INDEX ix_flow_run__schedule_id_scheduler ON flow_run (deployment_id, "
-    "created_by ->> 'id', next_scheduled_start_time) WHERE ... and answers 'syntax error at or "
-    'near "->>"\' (deploy.crashed, exit 1); an operator expression must be written '
-    "((created_by ->> 'id'::text)) as pg_get_indexdef gives it"
-)
-
 #: Cases that fail because of the runner (case id patterns; strict, so a fix turns them red).
 KNOWN_BUGS = {
-    "prefect-postgresql-head-index": _UNPARENTHESISED_INDEX_EXPRESSION,
     "placement-sqlite-mid-table": _UNNAMED_ON_SQLITE,
     "placement-sqlite-mid-fk": _UNNAMED_ON_SQLITE,
     "aim-sqlite-*-table": _UNNAMED_ON_SQLITE,
