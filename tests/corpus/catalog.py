@@ -380,15 +380,12 @@ def drop(url: str, target: Target) -> None:
     engine = _engine(url)
     try:
         with engine.begin() as conn:
-            if conn.dialect.name == "sqlite":
-                _drop_sqlite(conn, target)
-            else:
-                _drop_postgresql(conn, target)
+            _drop(conn, target)
     finally:
         engine.dispose()
 
 
-def _drop_postgresql(conn: Connection, target: Target) -> None:
+def _drop(conn: Connection, target: Target) -> None:
     table = _q(target.table)
     if target.kind == "table":
         conn.exec_driver_sql(f"DROP TABLE {table}")
@@ -396,20 +393,10 @@ def _drop_postgresql(conn: Connection, target: Target) -> None:
         conn.exec_driver_sql(f"ALTER TABLE {table} DROP COLUMN {_q(str(target.name))}")
     elif target.kind == "index":
         conn.exec_driver_sql(f"DROP INDEX {_q(str(target.name))}")
+    elif conn.dialect.name == "sqlite":  # SQLite cannot drop a constraint: rebuild the table
+        _rebuild_without(conn, target)
     else:
         conn.exec_driver_sql(f"ALTER TABLE {table} DROP CONSTRAINT {_q(str(target.name))}")
-
-
-def _drop_sqlite(conn: Connection, target: Target) -> None:
-    table = _q(target.table)
-    if target.kind == "table":
-        conn.exec_driver_sql(f"DROP TABLE {table}")
-    elif target.kind == "column":
-        conn.exec_driver_sql(f"ALTER TABLE {table} DROP COLUMN {_q(str(target.name))}")
-    elif target.kind == "index":
-        conn.exec_driver_sql(f"DROP INDEX {_q(str(target.name))}")
-    else:
-        _rebuild_without(conn, target)
 
 
 def _rebuild_without(conn: Connection, target: Target) -> None:

@@ -292,45 +292,6 @@ def _same_as_reference(url: str, reference: str, *, strict: bool = False) -> Non
         assert catalog.sqlite_master_sql(url) == catalog.sqlite_master_sql(reference)
 
 
-def _cli(setup: Setup, *args: str, url: str | None, timeout: float = 600) -> CliResult:
-    env = {} if url is None else {"DATABASE_URL": url}
-    return run_cli(*args, "--config", str(setup.ini), env=env, timeout=timeout)
-
-
-def _shape(url: str) -> dict[str, object]:
-    """``physical()`` as plain data, columns by name: a repair appends a column at the end."""
-    with catalog.quiet_sqlite_reflection():
-        schema = physical(url)
-    shape: dict[str, object] = {}
-    for table in schema.tables.values():
-        entry = table.to_dict()
-        entry["columns"] = sorted(entry["columns"], key=lambda column: column["name"])
-        shape[table.qualified_name] = entry
-    for key, enum in schema.enums.items():
-        shape[f"enum {key}"] = enum.to_dict()
-    return shape
-
-
-def _same_as_reference(url: str, reference: str, *, strict: bool = False) -> None:
-    """Equal by ``physical()`` and by the raw catalog; ``strict``: column order and SQL text."""
-    if strict:
-        with catalog.quiet_sqlite_reflection():
-            assert physical(url) == physical(reference)
-    got, want = _shape(url), _shape(reference)
-    differing = sorted(k for k in got.keys() | want.keys() if got.get(k) != want.get(k))
-    assert not differing, "\n".join(
-        f"{k}:\n  here:      {got.get(k)}\n  reference: {want.get(k)}" for k in differing
-    )
-    raw, raw_want = catalog.catalog(url), catalog.catalog(reference)
-    for kind in raw_want:
-        assert raw[kind] == raw_want[kind], (
-            f"{kind}: only here {sorted(raw[kind] - raw_want[kind], key=str)}, "
-            f"only in the reference {sorted(raw_want[kind] - raw[kind], key=str)}"
-        )
-    if strict and url.startswith("sqlite"):
-        assert catalog.sqlite_master_sql(url) == catalog.sqlite_master_sql(reference)
-
-
 _UNNAMED_ON_SQLITE = (
     "runner bug: on SQLite, runner/heal.py adds a missing foreign key (_fk_op, also used for "
     "the foreign keys of a re-created table) or unique constraint (add_unique) with "
