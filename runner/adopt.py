@@ -14,14 +14,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from runner.deployment import Deployment, job, worker_environ
+from runner.deployment import Deployment, run_job
 from runner.drift import Finding, diff
-from runner.errors import MigrationFailedError
 from runner.expected import ExpectedSchemas
 from runner.lock import Locker
 from runner.logs import get_logger
 from runner.schema import Schema
-from runner.supervise import Supervisor, WorkerFailed
 
 log = get_logger(__name__)
 
@@ -62,26 +60,15 @@ def rank_revisions(expected: ExpectedSchemas, actual: Schema) -> list[Match]:
 def stamp(dep: Deployment, revision: str, locker: Locker) -> None:
     """Write ``revision`` into the (possibly new) version table, if the lock is still held."""
     settings = dep.settings
-    supervisor = Supervisor(step="stamp", watch=locker.check, debug=settings.debug)
-    try:
-        supervisor.run(
-            job(
-                "stamp",
-                settings,
-                dep.database,
-                tag=supervisor.tag,
-                revision=revision,
-                gate=True,
-                version_table=settings.version_table,
-                version_table_schema=settings.version_table_schema,
-            ),
-            worker_environ(settings, dep.database),
-        )
-    except WorkerFailed as failed:
-        raise MigrationFailedError(
-            f"cannot stamp revision {revision}: {failed.error}",
-            revision=revision,
-            applied=[],
-            traceback=failed.traceback,
-        ) from None
+    run_job(
+        dep,
+        "stamp",
+        failure=f"cannot stamp revision {revision}",
+        failed_revision=revision,
+        watch=locker.check,
+        revision=revision,
+        gate=True,
+        version_table=settings.version_table,
+        version_table_schema=settings.version_table_schema,
+    )
     log.info("adopt.stamped", revision=revision)

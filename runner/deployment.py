@@ -13,7 +13,7 @@ does not load.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,10 +22,10 @@ from sqlalchemy import Engine
 
 from runner.backends import Backend, Database
 from runner.config import Settings, config_file, mask_text
-from runner.errors import ConfigError, RevisionGraphError
+from runner.errors import ConfigError, MigrationFailedError, RevisionGraphError
 from runner.graph import Graph
 from runner.logs import get_logger
-from runner.supervise import Supervisor, WorkerFailed
+from runner.supervise import JobResult, Supervisor, WorkerFailed
 
 log = get_logger(__name__)
 
@@ -113,3 +113,39 @@ class Deployment:
     @property
     def config_dir(self) -> Path:
         return config_file(self.settings).resolve().parent
+
+    def cancel_sessions(self, pids: list[int], tag: str, terminate: bool) -> None:
+        """Cancel (or terminate) a worker's server sessions: a supervisor's ``cancel``."""
+        self.backend.cancel_sessions(self.engine, pids, tag, terminate)
+
+
+def run_job(
+    dep: Deployment,
+    kind: str,
+    *,
+    failure: str,
+    hint: str | None = None,
+    failed_revision: str | None = None,
+    watch: Callable[[], None] | None = None,
+    **fields: Any,
+) -> JobResult:
+    """Run one job of the user's code against ``dep.database`` in a worker.
+
+    A worker that fails is :class:`MigrationFailedError` (exit 8): ``failure`` says what was
+    being done, the worker's error follows; ``failed_revision`` names the revision when the
+    worker cannot. ``fields`` go into the job.
+    """
+    supervisor = Supervisor(step=kind, watch=watch, debug=dep.settings.debug)
+    try:
+        return supervisor.run(
+            job(kind, dep.settings, dep.database, tag=supervisor.tag, **fields),
+            worker_environ(dep.settings, dep.database),
+        )
+    except WorkerFailed as failed:
+        raise MigrationFailedError(
+            f"{failure}: {failed.error}",
+            revision=failed_revision or failed.revision,
+            applied=[],
+            traceback=failed.traceback,
+            hint=hint,
+        ) from None

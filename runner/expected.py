@@ -20,11 +20,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
+from typing import TypeVar
 
 from runner.backends import ShadowUnavailable
 from runner.config import Settings
-from runner.deployment import Deployment, job, worker_environ
-from runner.errors import MigrationFailedError, ReplayFailedError, RevisionGraphError
+from runner.deployment import Deployment, run_job
+from runner.errors import ReplayFailedError, RevisionGraphError
 from runner.logs import get_logger
 from runner.schema import Schema
 from runner.shadow import replay_schemas
@@ -36,9 +37,10 @@ from runner.snapshot import (
     load_snapshot,
     usable_schema,
 )
-from runner.supervise import Supervisor, WorkerFailed
 
 log = get_logger(__name__)
+
+_T = TypeVar("_T")
 
 
 class Source(StrEnum):
@@ -115,13 +117,16 @@ class ExpectedSchemas:
                     "with `alembic-deploy snapshot` if the edit is intended",
                 )
 
-    def _shadow(self, stages: list[tuple[str, ...]]) -> list[Schema] | None:
-        """Replay ``stages``; None (logged) when shadow replay is off or impossible."""
+    def _replay(self, replay: Callable[[], _T]) -> _T | None:
+        """Run a replay; None (logged) when shadow replay is off, impossible or failed.
+
+        The one fallback for every caller: the next source takes over.
+        """
         if not self.dep.settings.shadow:
             log.info("verify.shadow_disabled", reason="--no-shadow")
             return None
         try:
-            return replay_schemas(self.dep, stages, scope(self.dep.settings), self.watch)
+            return replay()
         except ShadowUnavailable as exc:
             log.warning("verify.shadow_unavailable", reason=str(exc))
         except ReplayFailedError as exc:
@@ -144,7 +149,11 @@ class ExpectedSchemas:
                 found[index] = Expected(heads, schema, Source.SNAPSHOT)
         missing = [i for i in range(len(stages)) if i not in found]
         if missing:
-            replayed = self._shadow([stages[i] for i in missing])
+            replayed = self._replay(
+                lambda: replay_schemas(
+                    self.dep, [stages[i] for i in missing], scope(self.dep.settings), self.watch
+                )
+            )
             for i, schema in zip(missing, replayed or [], strict=False):
                 found[i] = Expected(stages[i], schema, Source.SHADOW)
         for i in (i for i in range(len(stages)) if i not in found):
@@ -169,17 +178,12 @@ class ExpectedSchemas:
             and not snapshot.edited(self._checksums or {})
         ):
             return snapshot
-        if not self.dep.settings.shadow:
-            log.info("verify.shadow_disabled", reason="--no-shadow")
-            return None
-        log.info("adopt.replaying", reason="no usable snapshot")
-        try:
+
+        def build() -> Snapshot:
+            log.info("adopt.replaying", reason="no usable snapshot")
             return build_snapshot(self.dep, scope(self.dep.settings), self.watch)
-        except ShadowUnavailable as exc:
-            log.warning("verify.shadow_unavailable", reason=str(exc))
-        except ReplayFailedError as exc:
-            log.warning("verify.replay_failed", error=exc.message, revision=exc.revision)
-        return None
+
+        return self._replay(build)
 
 
 def load_models(dep: Deployment) -> Schema | None:
@@ -187,19 +191,11 @@ def load_models(dep: Deployment) -> Schema | None:
 
     None when env.py sets none. Raises :class:`MigrationFailedError` (exit 8) when env.py fails.
     """
-    supervisor = Supervisor(step="models", debug=dep.settings.debug)
-    try:
-        result = supervisor.run(
-            job("metadata", dep.settings, dep.database, tag=supervisor.tag),
-            worker_environ(dep.settings, dep.database),
-        )
-    except WorkerFailed as failed:
-        raise MigrationFailedError(
-            f"env.py failed while loading target_metadata: {failed.error}",
-            revision=None,
-            applied=[],
-            traceback=failed.traceback,
-            hint="run `alembic check` to see the same error",
-        ) from None
+    result = run_job(
+        dep,
+        "metadata",
+        failure="env.py failed while loading target_metadata",
+        hint="run `alembic check` to see the same error",
+    )
     data = result.schemas.get(0)
     return Schema.from_dict(data) if data is not None else None

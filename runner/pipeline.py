@@ -23,13 +23,12 @@ import structlog
 from runner.adopt import rank_revisions, stamp
 from runner.backends import Database, ShadowUnavailable
 from runner.config import OnDrift, Settings
-from runner.deployment import Deployment, job, load_graph, worker_environ
+from runner.deployment import Deployment, load_graph, run_job
 from runner.drift import Finding, FindingKind
 from runner.embedded import embedded_postgres
 from runner.errors import (
     ConfigError,
     DriftError,
-    MigrationFailedError,
     PostUpgradeDriftError,
     UnstampedDatabaseError,
 )
@@ -37,10 +36,9 @@ from runner.expected import Expected, ExpectedSchemas, scope, snapshot_path
 from runner.heal import apply_repairs, plan_repairs, render_repairs, require_healable, row_checker
 from runner.lock import Locker
 from runner.logs import get_logger
-from runner.project import configured_url, database_url, load_config
+from runner.project import database_url, load_config, target_url
 from runner.revisions import RevisionState, read_db_heads, read_revisions
 from runner.snapshot import build_snapshot, file_checksums, load_snapshot
-from runner.supervise import Supervisor, WorkerFailed
 from runner.upgrade import AppliedRevision, upgrade_to_head
 from runner.verify import Verification, reflect_database, verify_schema
 from runner.wait import wait_for_database
@@ -338,21 +336,14 @@ def inspect_database(
 
 def offline_sql(dep: Deployment, revision_range: str) -> str:
     """``alembic upgrade --sql RANGE``, rendered by a worker."""
-    supervisor = Supervisor(step="plan", debug=dep.settings.debug)
-    try:
-        result = supervisor.run(
-            job("offline_sql", dep.settings, dep.database, range=revision_range),
-            worker_environ(dep.settings, dep.database),
-        )
-    except WorkerFailed as failed:
-        raise MigrationFailedError(
-            f"cannot render the SQL of {revision_range}: {failed.error}",
-            revision=failed.revision,
-            applied=[],
-            traceback=failed.traceback,
-            hint="`alembic upgrade --sql` shows the same error; some migrations need a live "
-            "database and cannot be rendered offline",
-        ) from None
+    result = run_job(
+        dep,
+        "offline_sql",
+        failure=f"cannot render the SQL of {revision_range}",
+        hint="`alembic upgrade --sql` shows the same error; some migrations need a live "
+        "database and cannot be rendered offline",
+        range=revision_range,
+    )
     return result.sql or ""
 
 
@@ -362,7 +353,7 @@ def _snapshot_server(settings: Settings) -> Iterator[str]:
     if settings.shadow_url:
         yield settings.shadow_url
         return
-    configured = settings.effective_url or configured_url(load_config(settings))
+    configured = target_url(settings)
     if configured and Database.from_raw(configured).backend.local_snapshot:
         yield configured
         return

@@ -38,9 +38,16 @@ def configured_url(config: Config) -> str | None:
     return url.strip()
 
 
+def target_url(settings: Settings, config: Config | None = None) -> str | None:
+    """The URL of the database to deploy: ``--direct-url``, ``DATABASE_URL``, the config."""
+    if settings.effective_url:
+        return settings.effective_url
+    return configured_url(config if config is not None else load_config(settings))
+
+
 def database_url(settings: Settings, config: Config) -> str:
     """The URL to migrate: ``--direct-url``, ``--database-url`` / ``DATABASE_URL``, the config."""
-    url = settings.effective_url or configured_url(config)
+    url = target_url(settings, config)
     if url is None:
         raise ConfigError(
             "no database URL: --database-url / DATABASE_URL is not set and the Alembic config "

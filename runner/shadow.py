@@ -30,7 +30,7 @@ from runner.config import Settings, resolve_url
 from runner.deployment import Deployment, job, worker_environ
 from runner.errors import ConfigError, DeployError, ExitCode, ReplayFailedError
 from runner.logs import get_logger
-from runner.project import configured_url, load_config
+from runner.project import target_url
 from runner.revisions import read_db_heads
 from runner.schema import Schema
 from runner.supervise import Supervisor, WorkerFailed
@@ -64,7 +64,7 @@ def _targets(dep: Deployment) -> list[Database]:
     """The databases a ``--shadow-url`` must not be: the target, however it was named."""
     settings = dep.settings
     found = [] if dep.builds_snapshot else [dep.database]
-    raw = settings.effective_url or configured_url(load_config(settings))
+    raw = target_url(settings)
     if raw:
         found.append(Database.from_raw(raw))
     return found
@@ -202,9 +202,7 @@ def replay(
         step="shadow",
         watch=watch,
         gate=gate,
-        cancel=lambda pids, tag, terminate: dep.backend.cancel_sessions(
-            dep.engine, pids, tag, terminate
-        ),
+        cancel=dep.cancel_sessions,
         debug=dep.settings.debug,
     )
     spec = job(

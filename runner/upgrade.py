@@ -82,9 +82,7 @@ def upgrade_to_head(
         step="upgrade",
         watch=locker.check,
         on_applied=applied,
-        cancel=lambda pids, tag, terminate: dep.backend.cancel_sessions(
-            dep.engine, pids, tag, terminate
-        ),
+        cancel=dep.cancel_sessions,
         debug=settings.debug,
     )
     spec = job(
