@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, create_engine, inspect, text
+from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
 from sqlalchemy.pool import NullPool
@@ -62,6 +62,9 @@ class Backend:
         # NullPool: every connect() is a fresh connection, so nothing stale survives a
         # server restart while we wait, and the lock connection is never shared.
         return {"poolclass": NullPool}
+
+    def configure_engine(self, engine: Engine) -> None:
+        """Dialect-specific set-up of the runner's own engine (nothing by default)."""
 
     def worker_engine_kwargs(self, settings: Settings, tag: str) -> dict[str, Any]:
         """Engine options for the worker's connection (JSON-serialisable)."""
@@ -313,6 +316,24 @@ class SqliteBackend(Backend):
     name = "sqlite"
     local_snapshot = True
 
+    def configure_engine(self, engine: Engine) -> None:
+        # pysqlite opens a transaction only before INSERT/UPDATE/DELETE, so DDL would
+        # commit as it runs: a heal that failed half-way would stay half-applied. The
+        # driver's own transaction handling is turned off and SQLAlchemy's begin() emits
+        # BEGIN (SQLAlchemy's documented recipe), so a heal is all or nothing. Foreign keys
+        # stay unenforced on these connections, as in Alembic's batch mode: re-creating a
+        # table must not cascade deletes.
+        @event.listens_for(engine, "connect")
+        def _connect(dbapi_connection: Any, _record: Any) -> None:
+            dbapi_connection.isolation_level = None
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA foreign_keys = OFF")
+            cursor.close()
+
+        @event.listens_for(engine, "begin")
+        def _begin(conn: Connection) -> None:
+            conn.exec_driver_sql("BEGIN")
+
     def locker(self, engine: Engine, url: URL, settings: Settings) -> Locker:
         database = url.database
         if not database or database == ":memory:" or database.startswith("file::memory:"):
@@ -375,7 +396,9 @@ class Database:
     def engine(self, settings: Settings) -> Engine:
         """The one engine factory: a driver that cannot load is exit 4 everywhere."""
         try:
-            return create_engine(self.url, **self.backend.engine_kwargs(settings))
+            engine = create_engine(self.url, **self.backend.engine_kwargs(settings))
+            self.backend.configure_engine(engine)
+            return engine
         except (NoSuchModuleError, ArgumentError, ImportError) as exc:
             raise ConnectionRefusedPermanentlyError(
                 f"cannot load the database driver for {self.url.drivername}: {exc}",

@@ -9,7 +9,9 @@ names) is matched by its definition. A missing table is one ``missing_table`` fi
 one per column or index. Raises nothing.
 
 Not reported: column order, a same-named index or constraint whose definition changed, enum
-label order, deferrability, index sort order and method.
+label order, deferrability, index sort order, method and INCLUDE columns, collations,
+generation expressions, comments. Heal still re-creates a missing object with all of them,
+from the server's own definition recorded in the expected schema.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from runner.schema import (
     CheckConstraint,
     Column,
     Enum,
+    Exclusion,
     ForeignKey,
     Index,
     Schema,
@@ -41,6 +44,7 @@ class FindingKind(StrEnum):
     MISSING_UNIQUE = "missing_unique"
     MISSING_CHECK = "missing_check"
     MISSING_FOREIGN_KEY = "missing_foreign_key"
+    MISSING_EXCLUSION = "missing_exclusion"
     MISSING_PRIMARY_KEY = "missing_primary_key"
     MISSING_ENUM = "missing_enum"
     MISSING_ENUM_VALUE = "missing_enum_value"
@@ -50,6 +54,7 @@ class FindingKind(StrEnum):
     EXTRA_UNIQUE = "extra_unique"
     EXTRA_CHECK = "extra_check"
     EXTRA_FOREIGN_KEY = "extra_foreign_key"
+    EXTRA_EXCLUSION = "extra_exclusion"
     EXTRA_ENUM = "extra_enum"
     EXTRA_ENUM_VALUE = "extra_enum_value"
     CHANGED_TYPE = "changed_type"
@@ -85,6 +90,7 @@ _HEALABLE = frozenset(
         FindingKind.MISSING_UNIQUE,
         FindingKind.MISSING_CHECK,
         FindingKind.MISSING_FOREIGN_KEY,
+        FindingKind.MISSING_EXCLUSION,
         FindingKind.MISSING_ENUM,
         FindingKind.MISSING_ENUM_VALUE,
     }
@@ -216,7 +222,7 @@ def _diff_table(expected: Table, actual: Table) -> list[Finding]:
     findings = _diff_columns(table, expected, actual)
     findings.extend(_diff_primary_key(table, expected, actual))
     findings.extend(_diff_indexes(table, expected.indexes, actual.indexes))
-    for matcher in (_UNIQUES, _CHECKS, _FOREIGN_KEYS):
+    for matcher in (_UNIQUES, _CHECKS, _FOREIGN_KEYS, _EXCLUSIONS):
         findings.extend(matcher.diff(table, expected, actual))
     return findings
 
@@ -266,7 +272,7 @@ def _diff_primary_key(table: str, expected: Table, actual: Table) -> list[Findin
     return [Finding(FindingKind.MISSING_PRIMARY_KEY, table, want.name, detail)]
 
 
-_T = TypeVar("_T", Index, UniqueConstraint, CheckConstraint, ForeignKey)
+_T = TypeVar("_T", Index, UniqueConstraint, CheckConstraint, ForeignKey, Exclusion)
 
 
 def _match(
@@ -303,7 +309,7 @@ def _match(
     return pairs, missing, leftover
 
 
-def _label(item: Index | UniqueConstraint | CheckConstraint | ForeignKey) -> str:
+def _label(item: Index | UniqueConstraint | CheckConstraint | ForeignKey | Exclusion) -> str:
     return item.name if item.name is not None else _describe(item)
 
 
@@ -404,6 +410,14 @@ _FOREIGN_KEYS = _ConstraintDiff(
     FindingKind.MISSING_FOREIGN_KEY,
     FindingKind.EXTRA_FOREIGN_KEY,
 )
+# Exclusion constraints (PostgreSQL) are matched by name only: metadata cannot spell the
+# server's definition, so a changed one is not reported.
+_EXCLUSIONS = _ConstraintDiff(
+    lambda table: table.exclusions,
+    lambda exclusion: exclusion.name,
+    FindingKind.MISSING_EXCLUSION,
+    FindingKind.EXTRA_EXCLUSION,
+)
 
 
 # Human text ---------------------------------------------------------------------------------
@@ -430,7 +444,7 @@ def _describe_column(column: Column) -> str:
     return " ".join(parts)
 
 
-def _describe(item: Index | UniqueConstraint | CheckConstraint | ForeignKey) -> str:
+def _describe(item: Index | UniqueConstraint | CheckConstraint | ForeignKey | Exclusion) -> str:
     match item:
         case Index():
             text = f"{'UNIQUE ' if item.unique else ''}INDEX ({', '.join(item.columns)})"
@@ -450,4 +464,6 @@ def _describe(item: Index | UniqueConstraint | CheckConstraint | ForeignKey) -> 
                 text += f" ON DELETE {item.ondelete}"
             if item.onupdate:
                 text += f" ON UPDATE {item.onupdate}"
+        case Exclusion():
+            text = "EXCLUDE constraint"
     return text

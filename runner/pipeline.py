@@ -237,7 +237,11 @@ def _heal(
         dep.backend.prepare(conn, settings)
         with conn.begin():
             plan = plan_repairs(
-                before.findings, expected.schema, before.actual, has_rows=row_checker(conn)
+                before.findings,
+                expected.schema,
+                before.actual,
+                has_rows=row_checker(conn),
+                dialect=conn.dialect.name,
             )
             require_healable(plan)
             locker.check()  # never change the schema without the lock
@@ -325,6 +329,7 @@ def inspect_database(
                         expected.schema,
                         verification.actual,
                         has_rows=row_checker(conn),
+                        dialect=conn.dialect.name,
                     )
                     report.repair_sql = render_repairs(repairs.repairs, conn.dialect.name)
                 report.unhealable = list(repairs.unhealable)

@@ -26,6 +26,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import warnings
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -33,13 +34,14 @@ from typing import Any, TypeVar, cast
 
 import sqlalchemy as sa
 from sqlalchemy import Connection, MetaData, text
+from sqlalchemy.dialects.postgresql import ExcludeConstraint
 from sqlalchemy.engine import Dialect
 from sqlalchemy.engine.reflection import Inspector
 from sqlalchemy.exc import CompileError
 from sqlalchemy.sql.compiler import DDLCompiler
 from sqlalchemy.types import TypeEngine
 
-from runner.sqltext import normalize_default, normalize_sql
+from runner.sqltext import normalize_default, normalize_sql, parse_create_index
 
 TableKey = tuple[str | None, str]
 """``(schema, table name)``; schema ``None`` is the connection's default schema."""
@@ -53,6 +55,18 @@ IDENTITY_BY_DEFAULT = "by default"
 # The model
 
 
+def _with_server_text(
+    data: dict[str, Any], definition: str | None, comment: str | None = None
+) -> dict[str, Any]:
+    # The server's own text is kept only where it was read, so a model without it (from
+    # metadata, or an older snapshot) serialises as before.
+    if definition is not None:
+        data["definition"] = definition
+    if comment is not None:
+        data["comment"] = comment
+    return data
+
+
 @dataclass(frozen=True, slots=True)
 class Column:
     """A column. ``identity``: None, ``"serial"`` (a sequence default), ``"always"`` or
@@ -63,19 +77,33 @@ class Column:
     nullable: bool
     default: str | None = None
     identity: str | None = None
+    definition: str | None = field(default=None, compare=False)
+    comment: str | None = field(default=None, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "type": self.type,
-            "nullable": self.nullable,
-            "default": self.default,
-            "identity": self.identity,
-        }
+        return _with_server_text(
+            {
+                "name": self.name,
+                "type": self.type,
+                "nullable": self.nullable,
+                "default": self.default,
+                "identity": self.identity,
+            },
+            self.definition,
+            self.comment,
+        )
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Column:
-        return cls(data["name"], data["type"], data["nullable"], data["default"], data["identity"])
+        return cls(
+            data["name"],
+            data["type"],
+            data["nullable"],
+            data["default"],
+            data["identity"],
+            data.get("definition"),
+            data.get("comment"),
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,20 +119,29 @@ class Index:
     unique: bool = False
     predicate: str | None = None
     valid: bool = True
+    definition: str | None = field(default=None, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "columns": list(self.columns),
-            "unique": self.unique,
-            "predicate": self.predicate,
-            "valid": self.valid,
-        }
+        return _with_server_text(
+            {
+                "name": self.name,
+                "columns": list(self.columns),
+                "unique": self.unique,
+                "predicate": self.predicate,
+                "valid": self.valid,
+            },
+            self.definition,
+        )
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Index:
         return cls(
-            data["name"], tuple(data["columns"]), data["unique"], data["predicate"], data["valid"]
+            data["name"],
+            tuple(data["columns"]),
+            data["unique"],
+            data["predicate"],
+            data["valid"],
+            data.get("definition"),
         )
 
 
@@ -112,13 +149,16 @@ class Index:
 class UniqueConstraint:
     name: str | None
     columns: tuple[str, ...]
+    definition: str | None = field(default=None, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "columns": list(self.columns)}
+        return _with_server_text(
+            {"name": self.name, "columns": list(self.columns)}, self.definition
+        )
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> UniqueConstraint:
-        return cls(data["name"], tuple(data["columns"]))
+        return cls(data["name"], tuple(data["columns"]), data.get("definition"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,13 +168,16 @@ class CheckConstraint:
     name: str | None
     sqltext: str
     valid: bool = True
+    definition: str | None = field(default=None, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "sqltext": self.sqltext, "valid": self.valid}
+        return _with_server_text(
+            {"name": self.name, "sqltext": self.sqltext, "valid": self.valid}, self.definition
+        )
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> CheckConstraint:
-        return cls(data["name"], data["sqltext"], data["valid"])
+        return cls(data["name"], data["sqltext"], data["valid"], data.get("definition"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,18 +192,22 @@ class ForeignKey:
     ondelete: str | None = None
     onupdate: str | None = None
     valid: bool = True
+    definition: str | None = field(default=None, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "columns": list(self.columns),
-            "referred_schema": self.referred_schema,
-            "referred_table": self.referred_table,
-            "referred_columns": list(self.referred_columns),
-            "ondelete": self.ondelete,
-            "onupdate": self.onupdate,
-            "valid": self.valid,
-        }
+        return _with_server_text(
+            {
+                "name": self.name,
+                "columns": list(self.columns),
+                "referred_schema": self.referred_schema,
+                "referred_table": self.referred_table,
+                "referred_columns": list(self.referred_columns),
+                "ondelete": self.ondelete,
+                "onupdate": self.onupdate,
+                "valid": self.valid,
+            },
+            self.definition,
+        )
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ForeignKey:
@@ -173,6 +220,7 @@ class ForeignKey:
             data["ondelete"],
             data["onupdate"],
             data["valid"],
+            data.get("definition"),
         )
 
 
@@ -180,16 +228,34 @@ class ForeignKey:
 class PrimaryKey:
     name: str | None
     columns: tuple[str, ...]
+    definition: str | None = field(default=None, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "columns": list(self.columns)}
+        return _with_server_text(
+            {"name": self.name, "columns": list(self.columns)}, self.definition
+        )
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> PrimaryKey:
-        return cls(data["name"], tuple(data["columns"]))
+        return cls(data["name"], tuple(data["columns"]), data.get("definition"))
 
 
-_N = TypeVar("_N", Index, UniqueConstraint, CheckConstraint, ForeignKey)
+@dataclass(frozen=True, slots=True)
+class Exclusion:
+    """A PostgreSQL exclusion constraint, compared by name (its definition is the server's)."""
+
+    name: str | None
+    definition: str | None = field(default=None, compare=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        return _with_server_text({"name": self.name}, self.definition)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Exclusion:
+        return cls(data["name"], data.get("definition"))
+
+
+_N = TypeVar("_N", Index, UniqueConstraint, CheckConstraint, ForeignKey, Exclusion)
 
 
 def _sorted_by_name(items: Iterable[_N]) -> tuple[_N, ...]:
@@ -218,6 +284,11 @@ class Table:
     uniques: tuple[UniqueConstraint, ...] = ()
     checks: tuple[CheckConstraint, ...] = ()
     foreign_keys: tuple[ForeignKey, ...] = ()
+    exclusions: tuple[Exclusion, ...] = ()
+    definition: str | None = field(default=None, compare=False)
+    comment: str | None = field(default=None, compare=False)
+    #: SQLite's CREATE TRIGGER statements on the table, re-created with it.
+    triggers: tuple[str, ...] = field(default=(), compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "columns", tuple(self.columns))
@@ -225,6 +296,7 @@ class Table:
         object.__setattr__(self, "uniques", _sorted_by_name(self.uniques))
         object.__setattr__(self, "checks", _sorted_by_name(self.checks))
         object.__setattr__(self, "foreign_keys", _sorted_by_name(self.foreign_keys))
+        object.__setattr__(self, "exclusions", _sorted_by_name(self.exclusions))
 
     @property
     def key(self) -> TableKey:
@@ -238,7 +310,7 @@ class Table:
         return next((column for column in self.columns if column.name == name), None)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        data: dict[str, Any] = {
             "schema": self.schema,
             "name": self.name,
             "columns": [column.to_dict() for column in self.columns],
@@ -248,6 +320,11 @@ class Table:
             "checks": [check.to_dict() for check in self.checks],
             "foreign_keys": [fk.to_dict() for fk in self.foreign_keys],
         }
+        if self.exclusions:
+            data["exclusions"] = [exclusion.to_dict() for exclusion in self.exclusions]
+        if self.triggers:
+            data["triggers"] = list(self.triggers)
+        return _with_server_text(data, self.definition, self.comment)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Table:
@@ -261,6 +338,10 @@ class Table:
             uniques=tuple(UniqueConstraint.from_dict(item) for item in data["uniques"]),
             checks=tuple(CheckConstraint.from_dict(item) for item in data["checks"]),
             foreign_keys=tuple(ForeignKey.from_dict(item) for item in data["foreign_keys"]),
+            exclusions=tuple(Exclusion.from_dict(item) for item in data.get("exclusions", ())),
+            definition=data.get("definition"),
+            comment=data.get("comment"),
+            triggers=tuple(data.get("triggers", ())),
         )
 
 
@@ -344,8 +425,21 @@ def canonical_json(data: Any) -> str:
 
 
 def table_digest(table: Table) -> str:
-    """sha256 (hex) of the table's canonical JSON: equal tables, equal digests."""
-    return hashlib.sha256(canonical_json(table.to_dict()).encode()).hexdigest()
+    """sha256 (hex) of the table's canonical JSON without the server's text (which ``==``
+    ignores too): equal tables, equal digests."""
+    return hashlib.sha256(canonical_json(without_server_text(table.to_dict())).encode()).hexdigest()
+
+
+_SERVER_TEXT = frozenset({"definition", "comment", "triggers"})
+
+
+def without_server_text(data: Any) -> Any:
+    """A ``to_dict()`` value without the server's own text: what ``==`` compares."""
+    if isinstance(data, dict):
+        return {k: without_server_text(v) for k, v in data.items() if k not in _SERVER_TEXT}
+    if isinstance(data, list):
+        return [without_server_text(item) for item in data]
+    return data
 
 
 # --------------------------------------------------------------------------------------------
@@ -376,11 +470,27 @@ def render_type(type_: TypeEngine[Any], dialect: Dialect) -> str:
 
 @dataclass(frozen=True, slots=True)
 class _Catalog:
-    """What a dialect reads beyond the ``get_multi_*`` calls, for one schema."""
+    """What a dialect reads beyond the ``get_multi_*`` calls, for one schema.
+
+    The ``*_text`` mappings hold the server's own definitions, keyed by ``(table, name)``:
+    what heal replays to re-create an object exactly as the migration made it.
+    """
 
     enums: tuple[Enum, ...] = ()
     invalid_indexes: frozenset[tuple[str, str]] = frozenset()
     unvalidated_constraints: frozenset[tuple[str, str]] = frozenset()
+    table_text: Mapping[str, tuple[str | None, str | None]] = field(default_factory=dict)
+    column_text: Mapping[tuple[str, str], tuple[str, str | None]] = field(default_factory=dict)
+    index_text: Mapping[tuple[str, str], str] = field(default_factory=dict)
+    constraint_text: Mapping[tuple[str, str], str] = field(default_factory=dict)
+    exclusions: Mapping[str, tuple[Exclusion, ...]] = field(default_factory=dict)
+    triggers: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    #: Columns of every UNIQUE constraint, where SQLAlchemy's reflection misses some.
+    uniques: Mapping[str, tuple[tuple[str, ...], ...]] = field(default_factory=dict)
+    #: Whether ``index_text`` holds whole CREATE INDEX statements, read for the indexes
+    #: SQLAlchemy skips (SQLite's indexes on expressions). PostgreSQL's hold the part after
+    #: ``USING`` (access method, elements, INCLUDE, WHERE), so they do not name a schema.
+    indexes_from_text: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -412,39 +522,199 @@ def _same_type(rendered: str) -> str:
     return rendered
 
 
-_PG_CATALOG = text(
+_PG_INDEXES = text(
     """
-    SELECT 'index' AS kind, t.relname AS table_name, i.relname AS name
+    SELECT t.relname AS table_name, i.relname AS name, x.indisvalid AS valid,
+           pg_catalog.pg_get_indexdef(x.indexrelid) AS definition,
+           'CREATE ' || CASE WHEN x.indisunique THEN 'UNIQUE ' ELSE '' END || 'INDEX '
+             || pg_catalog.quote_ident(i.relname) || ' ON '
+             || CASE WHEN t.relkind = 'p' THEN 'ONLY ' ELSE '' END
+             || pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(t.relname)
+             || ' USING ' AS prefix
     FROM pg_catalog.pg_index x
     JOIN pg_catalog.pg_class i ON i.oid = x.indexrelid
     JOIN pg_catalog.pg_class t ON t.oid = x.indrelid
     JOIN pg_catalog.pg_namespace n ON n.oid = t.relnamespace
-    WHERE NOT x.indisvalid AND n.nspname = :schema
-    UNION ALL
-    SELECT 'constraint', t.relname, c.conname
+    WHERE n.nspname = :schema AND t.relkind IN ('r', 'p')
+    """
+)
+_PG_CONSTRAINTS = text(
+    """
+    SELECT t.relname AS table_name, c.conname AS name, c.contype AS kind,
+           c.convalidated AS valid, pg_catalog.pg_get_constraintdef(c.oid) AS definition
     FROM pg_catalog.pg_constraint c
     JOIN pg_catalog.pg_class t ON t.oid = c.conrelid
     JOIN pg_catalog.pg_namespace n ON n.oid = t.relnamespace
-    WHERE NOT c.convalidated AND n.nspname = :schema
+    WHERE n.nspname = :schema AND c.contype IN ('p', 'u', 'c', 'f', 'x')
     """
 )
+# One row per column (and one per table with column NULL, for the table's comment): the
+# type as format_type prints it, a collation other than the type's, the default or
+# generation expression, identity and its sequence, and whether the default is a serial's.
+_PG_COLUMNS = text(
+    """
+    SELECT t.relname AS table_name, NULL AS name, NULL AS type, NULL AS collation,
+           '' AS generated, '' AS identity, NULL AS expression, false AS serial,
+           NULL::bigint AS seqstart, NULL::bigint AS seqincrement, NULL::bigint AS seqmin,
+           NULL::bigint AS seqmax, NULL::bigint AS seqcache, NULL::boolean AS seqcycle,
+           pg_catalog.obj_description(t.oid, 'pg_class') AS comment
+    FROM pg_catalog.pg_class t
+    JOIN pg_catalog.pg_namespace n ON n.oid = t.relnamespace
+    WHERE n.nspname = :schema AND t.relkind IN ('r', 'p')
+    UNION ALL
+    SELECT t.relname, a.attname, pg_catalog.format_type(a.atttypid, a.atttypmod),
+           CASE WHEN a.attcollation <> 0 AND a.attcollation <> ty.typcollation
+                THEN pg_catalog.quote_ident(cn.nspname) || '.'
+                     || pg_catalog.quote_ident(co.collname) END,
+           a.attgenerated::text, a.attidentity::text, pg_catalog.pg_get_expr(d.adbin, d.adrelid),
+           a.attidentity = '' AND s.seqrelid IS NOT NULL,
+           s.seqstart, s.seqincrement, s.seqmin, s.seqmax, s.seqcache, s.seqcycle,
+           pg_catalog.col_description(t.oid, a.attnum)
+    FROM pg_catalog.pg_attribute a
+    JOIN pg_catalog.pg_class t ON t.oid = a.attrelid
+    JOIN pg_catalog.pg_namespace n ON n.oid = t.relnamespace
+    JOIN pg_catalog.pg_type ty ON ty.oid = a.atttypid
+    LEFT JOIN pg_catalog.pg_collation co ON co.oid = a.attcollation
+    LEFT JOIN pg_catalog.pg_namespace cn ON cn.oid = co.collnamespace
+    LEFT JOIN pg_catalog.pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+    LEFT JOIN LATERAL (
+        SELECT q.* FROM pg_catalog.pg_depend dep
+        JOIN pg_catalog.pg_sequence q ON q.seqrelid = dep.objid
+        WHERE dep.refobjid = t.oid AND dep.refobjsubid = a.attnum
+          AND dep.classid = 'pg_catalog.pg_class'::pg_catalog.regclass
+          AND dep.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass
+          AND dep.deptype IN ('a', 'i')
+        LIMIT 1
+    ) s ON true
+    WHERE n.nspname = :schema AND t.relkind IN ('r', 'p') AND a.attnum > 0
+      AND NOT a.attisdropped
+    """
+)
+_SERIALS = {"integer": "serial", "bigint": "bigserial", "smallint": "smallserial"}
+
+
+def _pg_column_text(row: Any) -> str:
+    """The column's definition after its name, as the server would re-create it."""
+    if row.serial and row.type in _SERIALS:
+        # The sequence is the column's own (a SERIAL): re-creating it creates a new one,
+        # named by the server as the original was.
+        return _SERIALS[row.type]
+    text_ = row.type
+    if row.collation:
+        text_ += f" COLLATE {row.collation}"
+    if row.generated in ("s", "v"):
+        kind = "STORED" if row.generated == "s" else "VIRTUAL"
+        text_ += f" GENERATED ALWAYS AS ({row.expression}) {kind}"
+    elif row.identity in ("a", "d"):
+        kind = "ALWAYS" if row.identity == "a" else "BY DEFAULT"
+        options = (
+            f"START WITH {row.seqstart} INCREMENT BY {row.seqincrement}"
+            f" MINVALUE {row.seqmin} MAXVALUE {row.seqmax} CACHE {row.seqcache}"
+            f"{' CYCLE' if row.seqcycle else ' NO CYCLE'}"
+        )
+        text_ += f" GENERATED {kind} AS IDENTITY ({options})"
+    elif row.expression is not None:
+        text_ += f" DEFAULT {row.expression}"
+    return text_
 
 
 def _pg_catalog(conn: Connection, inspector: Inspector, schema: str | None) -> _Catalog:
-    # Enum labels in enumsortorder, plus the two flags a failed or deliberately deferred
-    # migration leaves behind: pg_index.indisvalid (CREATE INDEX CONCURRENTLY that failed)
-    # and pg_constraint.convalidated (ADD CONSTRAINT .. NOT VALID). SQLAlchemy 2.1 reflects
-    # some of these as dialect options, 2.0 does not: read them here for both.
+    # Enum labels in enumsortorder; pg_index.indisvalid (a CREATE INDEX CONCURRENTLY that
+    # failed) and pg_constraint.convalidated (ADD CONSTRAINT .. NOT VALID), which SQLAlchemy
+    # 2.0 does not reflect; and the server's own definitions of every column, index and
+    # constraint. Three queries whatever the number of tables.
     namespace = schema if schema is not None else inspector.default_schema_name
+    params = {"schema": namespace}
     enums = tuple(
         Enum(schema, item["name"], tuple(item["labels"]))
         for item in cast(Any, inspector).get_enums(schema=namespace)
     )
     invalid: set[tuple[str, str]] = set()
+    index_text: dict[tuple[str, str], str] = {}
+    for row in conn.execute(_PG_INDEXES, params):
+        if not row.valid:
+            invalid.add((row.table_name, row.name))
+        if row.definition.startswith(row.prefix):
+            index_text[(row.table_name, row.name)] = row.definition[len(row.prefix) :]
     unvalidated: set[tuple[str, str]] = set()
-    for kind, table_name, name in conn.execute(_PG_CATALOG, {"schema": namespace}):
-        (invalid if kind == "index" else unvalidated).add((table_name, name))
-    return _Catalog(enums, frozenset(invalid), frozenset(unvalidated))
+    constraint_text: dict[tuple[str, str], str] = {}
+    exclusions: dict[str, list[Exclusion]] = {}
+    for row in conn.execute(_PG_CONSTRAINTS, params):
+        if not row.valid:
+            unvalidated.add((row.table_name, row.name))
+        constraint_text[(row.table_name, row.name)] = row.definition
+        if row.kind == "x":
+            exclusions.setdefault(row.table_name, []).append(Exclusion(row.name, row.definition))
+    table_text: dict[str, tuple[str | None, str | None]] = {}
+    column_text: dict[tuple[str, str], tuple[str, str | None]] = {}
+    for row in conn.execute(_PG_COLUMNS, params):
+        if row.name is None:
+            table_text[row.table_name] = (None, row.comment)
+        else:
+            column_text[(row.table_name, row.name)] = (_pg_column_text(row), row.comment)
+    return _Catalog(
+        enums,
+        frozenset(invalid),
+        frozenset(unvalidated),
+        table_text=table_text,
+        column_text=column_text,
+        index_text=index_text,
+        constraint_text=constraint_text,
+        exclusions={table: tuple(items) for table, items in exclusions.items()},
+    )
+
+
+def _sqlite_uniques(
+    conn: Connection, schema: str | None, tables: list[str]
+) -> Mapping[str, tuple[tuple[str, ...], ...]]:
+    """Every UNIQUE constraint's columns, per table, from SQLite's own index list.
+
+    SQLAlchemy parses only the table-level ``UNIQUE (..)`` form out of CREATE TABLE; a
+    column's inline ``UNIQUE`` shows only as the automatic index whose origin is ``u``.
+    """
+    preparer = conn.dialect.identifier_preparer
+    prefix = "" if schema is None else f"{preparer.quote_schema(schema)}."
+    found: dict[str, tuple[tuple[str, ...], ...]] = {}
+    for table in tables:
+        listed = conn.exec_driver_sql(f"PRAGMA {prefix}index_list({preparer.quote(table)})")
+        uniques = []
+        for row in listed.mappings().all():
+            if row["origin"] != "u":
+                continue
+            info = conn.exec_driver_sql(f"PRAGMA {prefix}index_info({preparer.quote(row['name'])})")
+            uniques.append(tuple(item["name"] for item in info.mappings().all()))
+        if uniques:
+            found[table] = tuple(uniques)
+    return found
+
+
+def _sqlite_catalog(conn: Connection, inspector: Inspector, schema: str | None) -> _Catalog:
+    # sqlite_master keeps every table's and index's CREATE statement as written: heal
+    # replays them, and indexes on expressions (which SQLAlchemy skips) are read from them.
+    master = sa.table(
+        "sqlite_master",
+        sa.column("type"),
+        sa.column("name"),
+        sa.column("tbl_name"),
+        sa.column("sql"),
+        schema=schema,
+    )
+    rows = conn.execute(
+        sa.select(master.c.type, master.c.name, master.c.tbl_name, master.c.sql).where(
+            master.c.type.in_(("table", "index", "trigger")), master.c.sql.is_not(None)
+        )
+    ).all()
+    triggers: dict[str, list[str]] = {}
+    for row in rows:
+        if row.type == "trigger":
+            triggers.setdefault(row.tbl_name, []).append(row.sql)
+    return _Catalog(
+        triggers={table: tuple(sorted(items)) for table, items in triggers.items()},
+        uniques=_sqlite_uniques(conn, schema, [row.name for row in rows if row.type == "table"]),
+        table_text={row.name: (row.sql, None) for row in rows if row.type == "table"},
+        index_text={(row.tbl_name, row.name): row.sql for row in rows if row.type == "index"},
+        indexes_from_text=True,
+    )
 
 
 _PG_NAME_MAX = 63  # NAMEDATALEN - 1
@@ -506,7 +776,7 @@ _RULES: Mapping[str, _DialectRules] = {
     "postgresql": _DialectRules(_pg_catalog, _pg_default_name, _pg_is_serial, _pg_type_alias),
     # SQLite: no enum types, no invalid indexes, no NOT VALID; reflection only has the
     # constraint names written in CREATE TABLE, and INTEGER PRIMARY KEY is the rowid.
-    "sqlite": _GENERIC,
+    "sqlite": _DialectRules(_sqlite_catalog, _no_default_name, _never_serial, _same_type),
 }
 
 
@@ -538,11 +808,14 @@ def reflect_schema(
     tables: dict[TableKey, Table] = {}
     enums: dict[TableKey, Enum] = {}
     wanted = tuple(dict.fromkeys(schemas))
-    for schema in wanted:
-        catalog = rules.read_catalog(conn, inspector, schema)
-        enums.update((enum.key, enum) for enum in catalog.enums)
-        for table in _reflect_tables(inspector, conn.dialect, schema, excluded, catalog):
-            tables[table.key] = table
+    with warnings.catch_warnings():
+        # SQLite's indexes on expressions are read from their CREATE INDEX text instead.
+        warnings.filterwarnings("ignore", "Skipped unsupported reflection", sa.exc.SAWarning)
+        for schema in wanted:
+            catalog = rules.read_catalog(conn, inspector, schema)
+            enums.update((enum.key, enum) for enum in catalog.enums)
+            for table in _reflect_tables(inspector, conn.dialect, schema, excluded, catalog):
+                tables[table.key] = table
     return Schema(tables=tables, enums=enums, schemas=wanted)
 
 
@@ -559,29 +832,46 @@ def _reflect_tables(
     uniques = dict(inspector.get_multi_unique_constraints(schema=schema))
     checks = dict(inspector.get_multi_check_constraints(schema=schema))
     fks = dict(inspector.get_multi_foreign_keys(schema=schema))
+    constraint_text = catalog.constraint_text
     for key in sorted(columns, key=_key_order):
         name = key[1]
         if name in excluded:
             continue
         pk = pks.get(key) or {}
+        reflected = [
+            _reflected_index(item, dialect, name, catalog)
+            for item in indexes.get(key, ())
+            # The index behind a UNIQUE constraint is the constraint, not an index.
+            if not item.get("duplicates_constraint")
+        ]
+        table_text, table_comment = catalog.table_text.get(name, (None, None))
         yield Table(
             schema=schema,
             name=name,
-            columns=tuple(_reflected_column(item, dialect) for item in columns[key]),
+            columns=tuple(
+                _reflected_column(item, dialect, catalog.column_text.get((name, item["name"])))
+                for item in columns[key]
+            ),
             primary_key=(
-                PrimaryKey(pk.get("name"), tuple(pk["constrained_columns"]))
+                PrimaryKey(
+                    pk.get("name"),
+                    tuple(pk["constrained_columns"]),
+                    constraint_text.get((name, pk.get("name") or "")),
+                )
                 if pk.get("constrained_columns")
                 else None
             ),
-            indexes=tuple(
-                _reflected_index(item, dialect, name, catalog)
-                for item in indexes.get(key, ())
-                # The index behind a UNIQUE constraint is the constraint, not an index.
-                if not item.get("duplicates_constraint")
-            ),
-            uniques=tuple(
-                UniqueConstraint(item.get("name"), tuple(item["column_names"]))
-                for item in uniques.get(key, ())
+            indexes=(*reflected, *_unreflected_indexes(name, reflected, catalog)),
+            uniques=_with_unreflected_uniques(
+                [
+                    UniqueConstraint(
+                        item.get("name"),
+                        tuple(item["column_names"]),
+                        constraint_text.get((name, item.get("name") or "")),
+                    )
+                    for item in uniques.get(key, ())
+                ],
+                catalog.uniques.get(name, ()),
             ),
             checks=tuple(
                 CheckConstraint(
@@ -589,28 +879,68 @@ def _reflect_tables(
                     normalize_sql(item["sqltext"]),
                     valid=(name, item.get("name")) not in catalog.unvalidated_constraints
                     and not (item.get("dialect_options") or {}).get("not_valid", False),
+                    definition=constraint_text.get((name, item.get("name") or "")),
                 )
                 for item in checks.get(key, ())
             ),
             foreign_keys=tuple(
                 _reflected_foreign_key(item, name, catalog) for item in fks.get(key, ())
             ),
+            exclusions=catalog.exclusions.get(name, ()),
+            definition=table_text,
+            comment=table_comment,
+            triggers=catalog.triggers.get(name, ()),
         )
 
 
-def _reflected_column(item: Mapping[str, Any], dialect: Dialect) -> Column:
+def _with_unreflected_uniques(
+    reflected: list[UniqueConstraint], listed: Sequence[tuple[str, ...]]
+) -> tuple[UniqueConstraint, ...]:
+    """Reflected uniques plus the catalog's that reflection missed (unnamed, inline)."""
+    have = [unique.columns for unique in reflected]
+    more = []
+    for columns in listed:
+        if columns in have:
+            have.remove(columns)
+        else:
+            more.append(UniqueConstraint(None, columns))
+    return (*reflected, *more)
+
+
+def _unreflected_indexes(table: str, reflected: list[Index], catalog: _Catalog) -> list[Index]:
+    """Indexes only the catalog's CREATE INDEX text shows (SQLite, on expressions)."""
+    if not catalog.indexes_from_text:
+        return []
+    names = {index.name for index in reflected}
+    found = []
+    for (table_name, name), sql in catalog.index_text.items():
+        if table_name != table or name in names:
+            continue
+        parsed = parse_create_index(sql)
+        if parsed is not None:
+            elements, unique, predicate = parsed
+            found.append(Index(name, elements, unique, predicate, definition=sql))
+    return found
+
+
+def _reflected_column(
+    item: Mapping[str, Any], dialect: Dialect, server: tuple[str, str | None] | None
+) -> Column:
     default = normalize_default(item.get("default"))
     identity: str | None = None
     if item.get("identity"):
         identity = IDENTITY_ALWAYS if item["identity"].get("always") else IDENTITY_BY_DEFAULT
-    elif default is not None and re.fullmatch(r"nextval\('[^']*'\)", default):
+    elif default is not None and re.fullmatch(r"nextval\('(?:[^']|'')*'\)", default):
         identity, default = SERIAL, None
+    definition, comment = server if server is not None else (None, item.get("comment"))
     return Column(
         name=item["name"],
         type=render_type(item["type"], dialect),
         nullable=bool(item["nullable"]),
         default=default,
         identity=identity,
+        definition=definition,
+        comment=comment,
     )
 
 
@@ -631,6 +961,7 @@ def _reflected_index(
         predicate=None if predicate is None else normalize_sql(str(predicate)),
         valid=(table, item.get("name")) not in catalog.invalid_indexes
         and not options.get("postgresql_invalid", False),
+        definition=catalog.index_text.get((table, item.get("name") or "")),
     )
 
 
@@ -651,6 +982,7 @@ def _reflected_foreign_key(item: Mapping[str, Any], table: str, catalog: _Catalo
         onupdate=_referential_action(options.get("onupdate")),
         valid=(table, item.get("name")) not in catalog.unvalidated_constraints
         and not options.get("not_valid", False),
+        definition=catalog.constraint_text.get((table, item.get("name") or "")),
     )
 
 
@@ -740,6 +1072,11 @@ def _metadata_table(
         ),
         foreign_keys=tuple(
             _metadata_foreign_key(constraint, named) for constraint in table.foreign_key_constraints
+        ),
+        exclusions=tuple(
+            Exclusion(named(constraint, "excl", tuple(c.name for c in constraint.columns)))
+            for constraint in table.constraints
+            if isinstance(constraint, ExcludeConstraint) and dialect.name == "postgresql"
         ),
     )
 

@@ -25,7 +25,7 @@ from runner.deployment import Deployment
 from runner.errors import ConfigError
 from runner.graph import Graph
 from runner.logs import get_logger
-from runner.schema import Enum, Schema, Table, canonical_json, table_digest
+from runner.schema import Enum, Schema, Table, canonical_json
 from runner.shadow import excluded_tables, replay, scratch_database
 
 log = get_logger(__name__)
@@ -227,7 +227,9 @@ def build_snapshot(
         seen.update(schema.schemas)
         table_ids = []
         for table in schema.tables.values():
-            digest = table_digest(table)[:16]
+            # Keyed by everything recorded, the server's text included: a later revision
+            # that only changes a comment or a collation keeps its own definition.
+            digest = hashlib.sha256(canonical_json(table.to_dict()).encode()).hexdigest()[:16]
             tables[digest] = table
             table_ids.append(digest)
         enum_ids = []

@@ -419,3 +419,47 @@ def _render(items: list[_Node]) -> str:
             )
         pieces.append(piece if tight or index == 0 else " " + piece)
     return "".join(pieces)
+
+
+def parse_create_index(sql: str) -> tuple[tuple[str, ...], bool, str | None] | None:
+    """``(elements, unique, predicate)`` of a ``CREATE INDEX`` statement as SQLite stores it.
+
+    A plain column element is its unquoted name; any other element (an expression, or a
+    column with COLLATE or a sort order) is its normalised text. None for text this cannot
+    read.
+    """
+    spans = [(m.lastgroup, m.group(), m.start(), m.end()) for m in _TOKEN.finditer(sql)]
+    spans = [span for span in spans if span[0] != "ws"]
+    words = [value.lower() if kind == "word" else value for kind, value, _, _ in spans]
+    if "on" not in words or "(" not in words[words.index("on") :]:
+        return None
+    unique = len(words) > 1 and words[1] == "unique"
+    opening = words.index("(", words.index("on"))
+    depth, start, elements, closing = 0, spans[opening][3], [], None
+    for position in range(opening, len(spans)):
+        value = words[position]
+        if value in "([":
+            depth += 1
+        elif value in ")]":
+            depth -= 1
+            if depth == 0:
+                elements.append(sql[start : spans[position][2]])
+                closing = position
+                break
+        elif value == "," and depth == 1:
+            elements.append(sql[start : spans[position][2]])
+            start = spans[position][3]
+    if closing is None:
+        return None
+    predicate = None
+    if closing + 1 < len(spans) and words[closing + 1] == "where":
+        predicate = normalize_sql(sql[spans[closing + 1][3] :].strip().rstrip(";"))
+    return tuple(_element(text.strip()) for text in elements), unique, predicate
+
+
+def _element(text: str) -> str:
+    if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_$]*", text):
+        return text
+    if re.fullmatch(r'"(?:[^"]|"")*"', text):
+        return text[1:-1].replace('""', '"')
+    return normalize_sql(text)

@@ -73,6 +73,7 @@ import sqlalchemy as sa
 from sqlalchemy.pool import NullPool
 
 from runner.errors import ExitCode
+from runner.schema import without_server_text
 from tests.corpus import catalog
 from tests.corpus.chains import CHAINS, Chain, Graph, alembic_upgrade, graph, materialize
 from tests.e2e.helpers import db_revisions, physical
@@ -264,7 +265,7 @@ def _shape(url: str) -> dict[str, object]:
         schema = physical(url)
     shape: dict[str, object] = {}
     for table in schema.tables.values():
-        entry = table.to_dict()
+        entry = without_server_text(table.to_dict())
         entry["columns"] = sorted(entry["columns"], key=lambda column: column["name"])
         shape[table.qualified_name] = entry
     for key, enum in schema.enums.items():
@@ -292,25 +293,8 @@ def _same_as_reference(url: str, reference: str, *, strict: bool = False) -> Non
         assert catalog.sqlite_master_sql(url) == catalog.sqlite_master_sql(reference)
 
 
-_UNNAMED_ON_SQLITE = (
-    "runner bug: on SQLite, runner/heal.py adds a missing foreign key (_fk_op, also used for "
-    "the foreign keys of a re-created table) or unique constraint (add_unique) with "
-    "batch_alter_table().create_foreign_key(None, ...) / create_unique_constraint(None, ...); "
-    "Alembic's batch add_constraint raises ValueError('Constraint must have a name'), so "
-    "migrate crashes (exit 1, deploy.crashed). SQLite foreign keys written inline by "
-    "create_table are unnamed, so this hits most SQLite chains"
-)
-
 #: Cases that fail because of the runner (case id patterns; strict, so a fix turns them red).
-KNOWN_BUGS = {
-    "placement-sqlite-mid-table": _UNNAMED_ON_SQLITE,
-    "placement-sqlite-mid-fk": _UNNAMED_ON_SQLITE,
-    "aim-sqlite-*-table": _UNNAMED_ON_SQLITE,
-    "aim-sqlite-*-fk": _UNNAMED_ON_SQLITE,
-    "keystone-sqlite-*-table": _UNNAMED_ON_SQLITE,
-    "optuna-sqlite-*-table": _UNNAMED_ON_SQLITE,
-    "optuna-sqlite-*-fk": _UNNAMED_ON_SQLITE,
-}
+KNOWN_BUGS: dict[str, str] = {}
 
 
 @pytest.mark.parametrize(("chain", "backend"), _params())
@@ -369,15 +353,6 @@ def test_dropped_object_converges_to_a_clean_upgrade(
     assert result.named("heal.repair_applied"), f"{target}: nothing healed\n{result}"
     assert db_revisions(url) == setup.expected_heads()
     _same_as_reference(url, corpus.pristine(setup, HEAD))
-
-
-_EXPRESSION_INDEX_ON_SQLITE = (
-    "runner bug: runner/schema.py reflects SQLite indexes with SQLAlchemy's inspector "
-    "(get_multi_indexes), which skips expression-based indexes with an SAWarning; so on SQLite "
-    "an index on an expression is in neither the expected nor the physical schema: its loss is "
-    "not detected (check exits 0) nor healed"
-)
-KNOWN_BUGS["prefect-sqlite-expression"] = _EXPRESSION_INDEX_ON_SQLITE
 
 
 @pytest.mark.parametrize(("chain", "backend", "case"), _params(("expression",)))

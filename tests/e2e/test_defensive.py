@@ -18,15 +18,27 @@ Project = Callable[[str], Path]
     ("at", "prepare", "operation", "obj"),
     [
         # revision 4 creates health_metrics and its index; revision 5 adds users.last_login_at
-        (3, "CREATE TABLE health_metrics (id serial primary key, file_id integer, "
+        (
+            3,
+            "CREATE TABLE health_metrics (id serial primary key, file_id integer, "
             "metric varchar(64) not null, value double precision, recorded_at timestamptz)",
-         "create_table", "health_metrics"),
-        (3, "CREATE TABLE health_metrics (id serial primary key, file_id integer, "
+            "create_table",
+            "health_metrics",
+        ),
+        (
+            3,
+            "CREATE TABLE health_metrics (id serial primary key, file_id integer, "
             "metric varchar(64) not null, value double precision, recorded_at timestamptz); "
             "CREATE INDEX ix_health_metrics_file_id ON health_metrics (file_id)",
-         "create_index", "ix_health_metrics_file_id"),
-        (4, "CREATE INDEX ix_users_last_login_at ON users (email)", "create_index",
-         "ix_users_last_login_at"),
+            "create_index",
+            "ix_health_metrics_file_id",
+        ),
+        (
+            4,
+            "CREATE INDEX ix_users_last_login_at ON users (email)",
+            "create_index",
+            "ix_users_last_login_at",
+        ),
     ],
 )
 def test_create_operations_skip_existing_objects(
@@ -35,8 +47,9 @@ def test_create_operations_skip_existing_objects(
     ini = project("linear")
     upgrade_to(ini, pg_url, chain(ini)[at - 1])
     execute(pg_url, *prepare.split("; "))
-    result = run_cli("migrate", "--config", str(ini), "--on-drift", "warn",
-                     env={"DATABASE_URL": pg_url})
+    result = run_cli(
+        "migrate", "--config", str(ini), "--on-drift", "warn", env={"DATABASE_URL": pg_url}
+    )
     assert result.returncode == ExitCode.OK, result
     skipped = {(e["operation"], e["object"]) for e in result.named("upgrade.operation_skipped")}
     assert (operation, obj) in skipped

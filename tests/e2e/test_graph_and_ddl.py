@@ -230,8 +230,17 @@ def test_a_table_lock_cannot_hang_verification(pg_url: str, project: Project) ->
     engine = create_engine(pg_url, poolclass=NullPool)
     with engine.connect() as blocker:
         blocker.execute(text("LOCK TABLE users IN ACCESS EXCLUSIVE MODE"))
-        result = run_cli("migrate", "--config", str(ini), "--ddl-lock-timeout", "0.2",
-                         "--ddl-retries", "1", "--no-shadow", env={"DATABASE_URL": pg_url})
+        result = run_cli(
+            "migrate",
+            "--config",
+            str(ini),
+            "--ddl-lock-timeout",
+            "0.2",
+            "--ddl-retries",
+            "1",
+            "--no-shadow",
+            env={"DATABASE_URL": pg_url},
+        )
         blocker.rollback()
     engine.dispose()
     assert result.returncode == ExitCode.LOCK_TIMEOUT, result

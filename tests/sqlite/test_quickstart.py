@@ -39,9 +39,16 @@ def test_readme_has_exactly_two_setup_commands() -> None:
 
 
 def _copy_repository(target: Path) -> None:
-    tracked = subprocess.run(["git", "ls-files", "-z", "--cached", "--others",
-                              "--exclude-standard"], cwd=ROOT, capture_output=True,
-                             check=True).stdout.decode().split("\0")
+    tracked = (
+        subprocess.run(
+            ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+            cwd=ROOT,
+            capture_output=True,
+            check=True,
+        )
+        .stdout.decode()
+        .split("\0")
+    )
     for name in filter(None, tracked):
         source = ROOT / name
         if not source.is_file():
@@ -67,14 +74,22 @@ def test_quick_start_command_migrates_sqlite_and_serves_health(tmp_path: Path) -
     repo = tmp_path / "repo"
     _copy_repository(repo)
     port = free_port()
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("ALEMBIC_", "DATABASE_URL", "VIRTUAL_ENV"))}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("ALEMBIC_", "DATABASE_URL", "VIRTUAL_ENV"))
+    }
     env["PORT"] = str(port)
     log = tmp_path / "quickstart.log"
     with log.open("w") as out:
-        process = subprocess.Popen(["bash", "-c", first_command()], cwd=repo, env=env,
-                                   stdout=out, stderr=subprocess.STDOUT,
-                                   start_new_session=True)
+        process = subprocess.Popen(
+            ["bash", "-c", first_command()],
+            cwd=repo,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         try:
             deadline = time.monotonic() + 600  # a fresh venv and pip install come first
             while (answer := _health(port)) is None or answer[0] != 200:

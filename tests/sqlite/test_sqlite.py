@@ -112,8 +112,9 @@ def test_lock_timeout_on_sqlite_while_another_process_holds_the_file(project: Pr
 def test_missing_directory_is_a_permanent_error(tmp_path: Path, project: Project) -> None:
     ini = project("linear")
     url = f"sqlite:///{tmp_path}/no/such/dir/app.db"
-    result = run_cli("migrate", "--config", str(ini), "--wait-timeout", "30",
-                     env={"DATABASE_URL": url})
+    result = run_cli(
+        "migrate", "--config", str(ini), "--wait-timeout", "30", env={"DATABASE_URL": url}
+    )
     assert result.returncode == ExitCode.CONNECTION_REFUSED, result
     assert result.named("wait.retrying") == []
 

@@ -13,6 +13,7 @@ from runner.schema import (
     CheckConstraint,
     Column,
     Enum,
+    Exclusion,
     ForeignKey,
     Index,
     PrimaryKey,
@@ -50,6 +51,7 @@ FILES = Table(
             "fk_files_user_id_users", ("user_id",), None, "users", ("id",), ondelete="CASCADE"
         ),
     ),
+    exclusions=(Exclusion("files_user_id_excl", "EXCLUDE USING btree (user_id WITH =)"),),
 )
 FILE_STATUS = Enum(None, "file_status", ("uploaded", "done", "failed"))
 
@@ -163,6 +165,19 @@ CASES: dict[FindingKind, tuple[Callable[[], Schema], str | None, str | None]] = 
         ),
         "files",
         "fk_files_id_users",
+    ),
+    FindingKind.MISSING_EXCLUSION: (
+        lambda: schema(USERS, replace_table(FILES, exclusions=())),
+        "files",
+        "files_user_id_excl",
+    ),
+    FindingKind.EXTRA_EXCLUSION: (
+        lambda: schema(
+            USERS,
+            replace_table(FILES, exclusions=(*FILES.exclusions, Exclusion("files_id_excl"))),
+        ),
+        "files",
+        "files_id_excl",
     ),
     FindingKind.MISSING_PRIMARY_KEY: (
         lambda: schema(replace_table(USERS, primary_key=None), FILES),

@@ -70,7 +70,13 @@ def schema(*tables: Table, enums: tuple[Enum, ...] = ()) -> Schema:
 
 
 def plan(expected: Schema, actual: Schema, *, has_rows: bool = False) -> HealPlan:
-    return plan_repairs(diff(expected, actual), expected, actual, has_rows=lambda _: has_rows)
+    return plan_repairs(
+        diff(expected, actual),
+        expected,
+        actual,
+        has_rows=lambda _: has_rows,
+        dialect="postgresql",
+    )
 
 
 def position(repairs: tuple[Repair, ...], kind: FindingKind, obj: str) -> int:
@@ -232,7 +238,9 @@ def test_a_foreign_key_cycle_between_two_missing_tables_still_plans() -> None:
         (FindingKind.MISSING_TABLE, "authors"),
         (FindingKind.MISSING_TABLE, "books"),
     ]
-    result = plan_repairs(findings, expected, schema(), has_rows=lambda _: False)
+    result = plan_repairs(
+        findings, expected, schema(), has_rows=lambda _: False, dialect="postgresql"
+    )
     assert result.unhealable == ()
     assert [r.describe() for r in result.repairs] == [
         "missing_table authors.authors",
@@ -269,7 +277,9 @@ def test_reported_only_findings_are_not_repaired_and_not_unhealable() -> None:
     )
     findings = diff(expected, schema(changed, extra, enums=(MOOD,)))
     assert {f.kind for f in findings} == {FindingKind.CHANGED_TYPE, FindingKind.EXTRA_TABLE}
-    result = plan_repairs(findings, expected, schema(changed, extra), has_rows=lambda _: True)
+    result = plan_repairs(
+        findings, expected, schema(changed, extra), has_rows=lambda _: True, dialect="postgresql"
+    )
     assert result.repairs == ()
     assert result.unhealable == ()
 
@@ -303,7 +313,11 @@ def test_findings_in_any_order_give_the_same_plan() -> None:
         enums=(Enum(None, "mood", ("sad",)),),
     )
     findings: list[Finding] = diff(expected, actual)
-    forward = plan_repairs(findings, expected, actual, has_rows=lambda _: False)
-    backward = plan_repairs(findings[::-1], expected, actual, has_rows=lambda _: False)
+    forward = plan_repairs(
+        findings, expected, actual, has_rows=lambda _: False, dialect="postgresql"
+    )
+    backward = plan_repairs(
+        findings[::-1], expected, actual, has_rows=lambda _: False, dialect="postgresql"
+    )
     assert [r.describe() for r in forward.repairs] == [r.describe() for r in backward.repairs]
     assert len(forward.repairs) >= 8

@@ -7,8 +7,16 @@ from runner.snapshot import Snapshot
 
 
 def _table(name: str) -> Table:
-    return Table(schema=None, name=name, columns=(Column("id", "INTEGER", False),),
-                 primary_key=None, indexes=(), uniques=(), checks=(), foreign_keys=())
+    return Table(
+        schema=None,
+        name=name,
+        columns=(Column("id", "INTEGER", False),),
+        primary_key=None,
+        indexes=(),
+        uniques=(),
+        checks=(),
+        foreign_keys=(),
+    )
 
 
 def _snapshot(length: int) -> Snapshot:
@@ -22,8 +30,16 @@ def _snapshot(length: int) -> Snapshot:
         present = digests[: i + 1] if i != 3 else digests[1:4]
         states[f"r{i}"] = (tuple(sorted(present)), ("e1",) if i >= 2 else ())
         bases[f"r{i}"] = f"r{i - 1}" if i else None
-    return Snapshot("postgresql", "15", (None,), {f"r{i}": "x" for i in range(length)},
-                    tables, {"e1": mood}, states, bases)
+    return Snapshot(
+        "postgresql",
+        "15",
+        (None,),
+        {f"r{i}": "x" for i in range(length)},
+        tables,
+        {"e1": mood},
+        states,
+        bases,
+    )
 
 
 def test_delta_encoded_states_round_trip() -> None:
