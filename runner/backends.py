@@ -17,7 +17,7 @@ import math
 import os
 import tempfile
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -66,6 +66,9 @@ class Backend:
     def configure_engine(self, engine: Engine) -> None:
         """Dialect-specific set-up of the runner's own engine (nothing by default)."""
 
+    def check_url(self, url: URL) -> None:
+        """Refuse (ConfigError) a URL of this dialect that can never work."""
+
     def worker_engine_kwargs(self, settings: Settings, tag: str) -> dict[str, Any]:
         """Engine options for the worker's connection (JSON-serialisable)."""
         return {}
@@ -90,6 +93,10 @@ class Backend:
 
     def cancel_sessions(self, engine: Engine, pids: list[int], tag: str, terminate: bool) -> None:
         """Cancel (or terminate) the server sessions of a worker; nothing to do by default."""
+
+    def write_refusal(self, conn: Connection, schemas: Sequence[str | None]) -> str | None:
+        """Why this connection cannot change the schema (read-only, no privilege), if so."""
+        return None
 
     def identity(self, conn: Connection) -> dict[str, Any]:
         """Which database a connection is on (the replay's commit gate compares these)."""
@@ -177,6 +184,32 @@ class PostgresBackend(Backend):
         return {
             "connect_args": {"connect_timeout": _connect_timeout(settings), "application_name": tag}
         }
+
+    def write_refusal(self, conn: Connection, schemas: Sequence[str | None]) -> str | None:
+        row = conn.execute(
+            text(
+                "SELECT pg_catalog.pg_is_in_recovery() AS standby,"
+                " pg_catalog.current_setting('transaction_read_only') = 'on' AS read_only,"
+                " current_user AS role, current_schema() AS schema"
+            )
+        ).one()
+        if row.standby:
+            return "the server is a read-only hot standby (in recovery)"
+        if row.read_only:
+            return "the session is read-only (default_transaction_read_only is on)"
+        for schema in {row.schema if name is None else name for name in schemas}:
+            if schema is None:
+                continue
+            allowed = conn.execute(
+                text(
+                    "SELECT pg_catalog.has_schema_privilege(nspname, 'CREATE')"
+                    " FROM pg_catalog.pg_namespace WHERE nspname = :schema"
+                ),
+                {"schema": schema},
+            ).scalar()
+            if allowed is False:  # None: not created yet (a migration may create it)
+                return f"role {row.role} lacks the CREATE privilege on schema {schema}"
+        return None
 
     def locker(self, engine: Engine, url: URL, settings: Settings) -> Locker:
         return PostgresAdvisoryLocker(engine, settings)
@@ -316,6 +349,18 @@ class SqliteBackend(Backend):
     name = "sqlite"
     local_snapshot = True
 
+    def check_url(self, url: URL) -> None:
+        database = url.database
+        if not database or database == ":memory:" or database.startswith("file:"):
+            return
+        folder = Path(database).resolve().parent
+        if not folder.is_dir():
+            raise ConfigError(
+                f"the folder of the SQLite database does not exist: {folder}",
+                hint="create it (SQLite creates the file, not its folder) or fix the path in "
+                "the URL",
+            )
+
     def configure_engine(self, engine: Engine) -> None:
         # pysqlite opens a transaction only before INSERT/UPDATE/DELETE, so DDL would
         # commit as it runs: a heal that failed half-way would stay half-applied. The
@@ -378,7 +423,9 @@ class Database:
     def from_raw(cls, raw: str) -> Database:
         register_url_secret(raw)
         url = resolve_url(raw)
-        return cls(url, backend_for(url))
+        backend = backend_for(url)
+        backend.check_url(url)
+        return cls(url, backend)
 
     @property
     def rendered(self) -> str:

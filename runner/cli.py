@@ -145,6 +145,13 @@ def parse_settings(argv: Sequence[str], environ: dict[str, str]) -> Settings:
     app_command = list(getattr(namespace, "app_command", []) or [])
     if app_command and app_command[0] == "--":
         app_command = app_command[1:]
+    if command is Command.RUN and not app_command:
+        # A container whose CMD is empty must not "succeed" without starting anything.
+        raise ConfigError(
+            "run needs the app's command after `--`",
+            hint="alembic-deploy run -- gunicorn app:wsgi (or set the image's CMD); "
+            "use `alembic-deploy migrate` to migrate without starting an app",
+        )
     return build_settings(
         values,
         environ,

@@ -338,6 +338,14 @@ def build_settings(
             values[option.name] = False
             continue
         raw = environ.get(option.env)
+        if raw is not None and not raw.strip() and option.name in _URL_OPTIONS:
+            # Set but blank (an unfilled secret): falling back to alembic.ini's URL would
+            # migrate some other database and start the app.
+            raise ConfigError(
+                f"{option.env} is set but empty",
+                hint=f"give {option.env} a database URL, or unset it to use "
+                "sqlalchemy.url of the Alembic config",
+            )
         if raw is not None and (raw.strip() or option.kind is bool):
             values[option.name] = parse_value(option, raw, option.env)
     known = {f.name for f in fields(Settings)}
@@ -353,6 +361,11 @@ def build_settings(
     return settings
 
 
+_URL_OPTIONS = ("database_url", "direct_url", "shadow_url")
+#: PostgreSQL's lock_timeout is an int of milliseconds.
+_MAX_LOCK_TIMEOUT_S = 2_147_483
+
+
 def validate(settings: Settings) -> None:
     """Cross-field checks that a single value cannot express."""
     if settings.wait_timeout <= 0:
@@ -360,7 +373,13 @@ def validate(settings: Settings) -> None:
             "--wait-timeout must be greater than 0",
             hint="give the number of seconds to wait for the database",
         )
-    for name in ("database_url", "direct_url", "shadow_url"):
+    if settings.ddl_lock_timeout > _MAX_LOCK_TIMEOUT_S:
+        raise ConfigError(
+            f"--ddl-lock-timeout {settings.ddl_lock_timeout:g} is beyond PostgreSQL's largest "
+            f"lock_timeout ({_MAX_LOCK_TIMEOUT_S} s, about 24 days)",
+            hint="give a number of seconds up to that, or 0 to wait without limit",
+        )
+    for name in _URL_OPTIONS:
         url = getattr(settings, name)
         if url is not None:
             resolve_url(url)
@@ -373,14 +392,21 @@ def resolve_url(raw: str) -> URL:
     ``+psycopg2`` when psycopg2 is importable, else ``+psycopg`` when psycopg 3 is; an explicit
     ``+driver`` is kept as given.
     """
+    _refuse_unencoded_password(raw)
     try:
         url = make_url(raw.strip())
+        port = url.port
     except (ArgumentError, ValueError) as exc:
         raise ConfigError(
             f"cannot parse database URL {mask_text(raw)!r}",
             hint="use the form postgresql://user:password@host:5432/dbname or "
             "sqlite:///path/to/file.db (set --database-url or DATABASE_URL)",
         ) from exc
+    if port is not None and not 0 < port < 65536:
+        raise ConfigError(
+            f"the database URL's port {port} is out of range",
+            hint="give a TCP port from 1 to 65535 (PostgreSQL's default is 5432)",
+        )
     backend, _, driver = url.drivername.partition("+")
     if backend in ("postgres", "postgresql"):
         backend = "postgresql"
@@ -388,6 +414,32 @@ def resolve_url(raw: str) -> URL:
             driver = _installed_postgres_driver()
         url = url.set(drivername=f"{backend}+{driver}")
     return url
+
+
+_MUST_ENCODE = re.compile(r"[@/#?\s]|%(?![0-9A-Fa-f]{2})")
+
+
+def _refuse_unencoded_password(raw: str) -> None:
+    """Exit 2 for credentials with characters a URL cannot carry unencoded.
+
+    ``user:Pa:ss@w/o%rd#1?x@host/db`` would otherwise parse as host ``w`` and leak the rest
+    of the password as a database name in every event. The error prints none of it.
+    """
+    _, separator, rest = raw.strip().partition("://")
+    if not separator or "@" not in rest:
+        return
+    userinfo = rest[: rest.rfind("@")]
+    password = userinfo.partition(":")[2]
+    register_secret(password)
+    for part in re.split(r"[@/#?]", password):
+        register_secret(part)
+    if _MUST_ENCODE.search(userinfo):
+        raise ConfigError(
+            "the database URL's user or password contains characters that must be "
+            "percent-encoded (@ / # ? % or spaces)",
+            hint="encode them, e.g. python3 -c 'import sys, urllib.parse; "
+            "print(urllib.parse.quote(sys.argv[1], safe=\"\"))' 'the password'",
+        )
 
 
 def _installed_postgres_driver() -> str:

@@ -80,7 +80,10 @@ def load_graph(settings: Settings, database: Database | None) -> Graph:
         )
     except WorkerFailed as failed:
         message = mask_text(failed.error)
-        if failed.report.get("error_type") == "CommandError":
+        # Alembic reports both a missing scripts folder and a broken graph (a cycle) as
+        # CommandError; only the former is configuration.
+        graph_error = any(word in message.lower() for word in ("cycle", "revision"))
+        if failed.report.get("error_type") == "CommandError" and not graph_error:
             raise ConfigError(
                 f"cannot load the migration scripts: {message}",
                 hint="check script_location in the Alembic config",

@@ -72,6 +72,14 @@ class ConnectionRefusedPermanentlyError(DeployError):
     event = "wait.failed"
 
 
+class DatabaseNotWritableError(DeployError):
+    """The database cannot take the migration's writes: a read-only server (hot standby,
+    ``default_transaction_read_only``) or a role without CREATE on the schema."""
+
+    exit_code = ExitCode.CONNECTION_REFUSED
+    event = "revisions.not_writable"
+
+
 class LockTimeoutError(DeployError):
     """Another runner held the migration lock until the lock timeout."""
 

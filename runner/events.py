@@ -35,6 +35,8 @@ EVENTS: dict[str, str] = {
     "because of `--allow-multiple-heads`",
     "revisions.unknown_allowed": "the database is stamped with a revision the scripts do not "
     "know; migrations skipped (`--allow-unknown-revision`)",
+    "revisions.not_writable": "revisions are pending or objects missing, but the server is "
+    "read-only or the role may not create in the schema (exit 4, before anything runs)",
     "revisions.checked": "script heads against database heads (`pending`, `refused`)",
     "revisions.refused": "multiple unlabelled heads, an unknown stamped revision or tables "
     "without a stamp (exit 6)",
@@ -86,8 +88,6 @@ EVENTS: dict[str, str] = {
     "already gone) and did nothing",
     "upgrade.revision_applied": "a revision was committed (`duration_ms`)",
     "upgrade.lock_retry": "a revision hit the DDL lock timeout, was rolled back and is retried",
-    "upgrade.version_table_mismatch": "env.py uses another version table than the runner's "
-    "settings",
     "upgrade.finished": "every pending revision was applied (`applied`, `skipped_operations`)",
     "upgrade.failed": "a migration failed; its revision was rolled back, earlier ones stay "
     "(exit 8)",

@@ -25,7 +25,7 @@ from typing import TypeVar
 from runner.backends import ShadowUnavailable
 from runner.config import Settings
 from runner.deployment import Deployment, run_job
-from runner.errors import ReplayFailedError, RevisionGraphError
+from runner.errors import ConfigError, ReplayFailedError, RevisionGraphError
 from runner.logs import get_logger
 from runner.schema import Schema
 from runner.shadow import replay_schemas
@@ -97,6 +97,12 @@ class ExpectedSchemas:
         self._loaded = True
         settings = self.dep.settings
         path = snapshot_path(settings)
+        if settings.snapshot_path and not path.is_file():
+            raise ConfigError(
+                f"snapshot file not found: {path} (--snapshot / ALEMBIC_DEPLOY_SNAPSHOT)",
+                hint="build it with `alembic-deploy snapshot --output PATH`, or unset the "
+                "option to use the default file beside alembic.ini",
+            )
         self._snapshot = load_snapshot(path)
         if self._snapshot is None:
             log.info("verify.no_snapshot", snapshot=str(path))

@@ -12,6 +12,7 @@ Raises whatever the steps raise (all :class:`~runner.errors.DeployError` subclas
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
@@ -28,6 +29,7 @@ from runner.drift import Finding, FindingKind
 from runner.embedded import embedded_postgres
 from runner.errors import (
     ConfigError,
+    DatabaseNotWritableError,
     DriftError,
     PostUpgradeDriftError,
     UnstampedDatabaseError,
@@ -129,6 +131,8 @@ def deploy(settings: Settings, report: DeployReport) -> DeployReport:
                     state = read_revisions(conn, dep.graph, settings)
             if state.refusal is not None:
                 raise state.refusal
+            if state.pending:
+                _require_writable_database(dep)
         report.db_heads_before = state.db_heads
         report.script_heads = state.script_heads
         report.pending = state.pending
@@ -231,6 +235,7 @@ def _heal(
             "`alembic-deploy plan` prints the SQL",
         )
     assert expected.schema is not None and before.actual is not None
+    _require_writable_database(dep)
     with dep.engine.connect() as conn:
         # The DDL lock_timeout: a repair queued behind a long transaction gives up instead of
         # blocking every reader of the table behind its ACCESS EXCLUSIVE request.
@@ -256,6 +261,18 @@ def _heal(
             "object(s) still missing after healing",
             findings=still,
             hint="this is a bug in the repair plan: run `alembic-deploy plan` and report it",
+        )
+
+
+def _require_writable_database(dep: Deployment) -> None:
+    """Refuse up front what would only fail inside the first migration (or repair)."""
+    with dep.engine.connect() as conn:
+        refusal = dep.backend.write_refusal(conn, scope(dep.settings))
+    if refusal is not None:
+        raise DatabaseNotWritableError(
+            f"cannot migrate: {refusal}",
+            hint="deploy against the primary with a role that owns the application's schema "
+            "(GRANT CREATE ON SCHEMA ... or run as its owner); nothing was changed",
         )
 
 
@@ -376,6 +393,20 @@ def _snapshot_server(settings: Settings) -> Iterator[str]:
     yield configured
 
 
+def _require_writable(path: Path) -> None:
+    folder = path.resolve().parent
+    if (
+        not folder.is_dir()
+        or not os.access(folder, os.W_OK | os.X_OK)
+        or (path.exists() and not os.access(path, os.W_OK))
+    ):
+        raise ConfigError(
+            f"cannot write the snapshot to {path}: "
+            + ("its folder does not exist" if not folder.is_dir() else "permission denied"),
+            hint="give --output a writable path (the folder must exist)",
+        )
+
+
 def write_snapshot(settings: Settings) -> Path:
     """``snapshot``: build (or with ``--check`` verify) the snapshot file."""
     path = Path(settings.output) if settings.output else snapshot_path(settings)
@@ -396,6 +427,7 @@ def write_snapshot(settings: Settings) -> Path:
             )
         log.info("snapshot.fresh", snapshot=str(path), revisions=len(current))
         return path
+    _require_writable(path)  # before a replay that may take minutes
     with _snapshot_server(settings) as raw, ExitStack() as stack:
         database = Database.from_raw(raw)
         engine = database.engine(settings)

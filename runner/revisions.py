@@ -101,22 +101,28 @@ def decide(
     stamp are refused (``--adopt`` is the caller's business).
     """
     script_heads = graph.heads
-    refusal: RevisionGraphError | None = None
+    refusal: RevisionGraphError | None = _broken_stamp(graph, db_heads, settings)
     target: str | None = "head"
     labelled: dict[str, list[str]] = {}
+    if not script_heads and refusal is None:
+        refusal = RevisionGraphError(
+            "no revision files found in the migration scripts",
+            hint="check that the image contains the versions folder (script_location / "
+            "version_locations in the Alembic config)",
+        )
     if len(script_heads) > 1:
         target = "heads"
         labelled = _labelled_heads(graph)
         if not labelled and not settings.allow_multiple_heads:
             refusal = MultipleHeadsError(script_heads)
-    unknown = tuple(head for head in db_heads if not graph.knows(head))
+    unknown = tuple(head for head in db_heads if head.strip() and not graph.knows(head))
     if unknown:
         target = None
         if refusal is None and not settings.allow_unknown_revision:
             refusal = UnknownRevisionError(unknown)
     elif not db_heads and user_tables and refusal is None:
         refusal = UnstampedDatabaseError(user_tables, settings.version_table)
-    pending = () if unknown else graph.pending(db_heads, "heads")
+    pending = () if unknown or refusal is not None else graph.pending(db_heads, "heads")
     return RevisionState(
         script_heads=script_heads,
         db_heads=db_heads,
@@ -127,6 +133,32 @@ def decide(
         labelled=labelled,
         refusal=refusal,
     )
+
+
+def _broken_stamp(
+    graph: Graph, db_heads: tuple[str, ...], settings: Settings
+) -> RevisionGraphError | None:
+    """A version table no Alembic run could have left: an empty id, or two rows where one
+    revision is an ancestor of the other."""
+    table = settings.version_table
+    if any(not head.strip() for head in db_heads):
+        return RevisionGraphError(
+            f"the version table {table} holds an empty revision id",
+            hint="delete that row, or re-stamp: alembic stamp --purge <revision> "
+            "(`alembic-deploy status` names the revision the schema matches)",
+        )
+    known = [head for head in db_heads if graph.knows(head)]
+    for head in known:
+        below = graph.ancestors((head,)) - {head}
+        shadowed = sorted(other for other in known if other in below)
+        if shadowed:
+            return RevisionGraphError(
+                f"the version table {table} stamps {', '.join(shadowed)} and {head}, but "
+                f"{shadowed[0]} is an ancestor of {head}: a stamp no upgrade leaves",
+                hint=f"keep only the later one: alembic stamp --purge {head} (if the schema "
+                f"is at {head}; `alembic-deploy status` names the revision it matches)",
+            )
+    return None
 
 
 def read_revisions(conn: Connection, graph: Graph, settings: Settings) -> RevisionState:

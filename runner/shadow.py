@@ -26,7 +26,7 @@ from sqlalchemy.engine import URL
 from sqlalchemy.exc import ArgumentError, DBAPIError
 
 from runner.backends import Database, ShadowUnavailable
-from runner.config import Settings, resolve_url
+from runner.config import Settings, mask_text, resolve_url
 from runner.deployment import Deployment, job, worker_environ
 from runner.errors import ConfigError, DeployError, ExitCode, ReplayFailedError
 from runner.logs import get_logger
@@ -34,6 +34,7 @@ from runner.project import target_url
 from runner.revisions import read_db_heads
 from runner.schema import Schema
 from runner.supervise import Supervisor, WorkerFailed
+from runner.wait import describe
 
 log = get_logger(__name__)
 
@@ -99,9 +100,17 @@ def _given_shadow(dep: Deployment, shadow: Database) -> Iterator[URL]:
     settings = dep.settings
     engine = shadow.engine(settings)
     try:
-        with engine.connect() as conn:
-            identity = shadow.backend.identity(conn)
-            tables = shadow.backend.all_tables(conn)
+        try:
+            with engine.connect() as conn:
+                identity = shadow.backend.identity(conn)
+                tables = shadow.backend.all_tables(conn)
+        except DBAPIError as exc:
+            raise ConfigError(
+                f"cannot use --shadow-url {shadow.masked}: {mask_text(describe(exc))}",
+                hint="point --shadow-url / ALEMBIC_DEPLOY_SHADOW_URL at a reachable database "
+                "this role may connect to and create tables in, or unset it to use a "
+                "temporary one",
+            ) from None
         for target in _targets(dep):
             if _is_target(shadow, identity, target, dep):
                 raise ConfigError(
@@ -118,9 +127,17 @@ def _given_shadow(dep: Deployment, shadow: Database) -> Iterator[URL]:
                 hint="point --shadow-url at an empty database (the runner marks it as its own "
                 "on first use), or unset it to use a temporary one",
             )
-        with engine.begin() as conn:
-            shadow.backend.empty_database(conn)
-            sa.Table(SHADOW_MARKER, sa.MetaData(), sa.Column("claimed", sa.Boolean)).create(conn)
+        try:
+            with engine.begin() as conn:
+                shadow.backend.empty_database(conn)
+                marker = sa.Table(SHADOW_MARKER, sa.MetaData(), sa.Column("claimed", sa.Boolean))
+                marker.create(conn)
+        except DBAPIError as exc:
+            raise ConfigError(
+                f"cannot prepare --shadow-url {shadow.masked}: {mask_text(describe(exc))}",
+                hint="the role needs to create and drop tables in the shadow database; grant "
+                "it, or unset --shadow-url to use a temporary one",
+            ) from None
         yield shadow.url
     finally:
         engine.dispose()

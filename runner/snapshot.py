@@ -113,15 +113,28 @@ class Snapshot:
 
     @classmethod
     def from_json(cls, text: str) -> Snapshot:
-        data: dict[str, Any] = json.loads(text)
+        """Parse and check a snapshot file; ValueError names what is wrong with it."""
+        data = json.loads(text)
+        if not isinstance(data, dict):
+            raise ValueError("not a JSON object")
         if data.get("format") != FORMAT:
             raise ValueError(f"unknown snapshot format {data.get('format')!r}")
+        for key in ("states", "tables", "enums", "checksums"):
+            if not isinstance(data.get(key), dict):
+                raise ValueError(f"{key!r} is not an object")
         encoded: dict[str, dict[str, Any]] = data["states"]
+        for key, entry in encoded.items():
+            if not isinstance(entry, dict) or entry.get("base") not in (None, *encoded):
+                raise ValueError(f"state {key!r} is malformed or names an unknown base")
         states: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {}
 
         def resolve(key: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
-            chain = []
+            chain: list[str] = []
+            seen: set[str] = set()
             while key not in states:  # iterative: chains can be thousands long
+                if key in seen:
+                    raise ValueError(f"state {key!r} is its own base, through {len(chain)} states")
+                seen.add(key)
                 chain.append(key)
                 base = encoded[key]["base"]
                 if base is None:
@@ -138,6 +151,11 @@ class Snapshot:
 
         for key in encoded:
             resolve(key)
+        for key, (table_ids, enum_ids) in states.items():
+            missing = [d for d in table_ids if d not in data["tables"]]
+            missing += [d for d in enum_ids if d not in data["enums"]]
+            if missing:
+                raise ValueError(f"state {key!r} refers to {missing[0]!r}, which it lacks")
         return cls(
             dialect=data["dialect"],
             server_version=data["server_version"],
@@ -180,9 +198,10 @@ def load_snapshot(path: Path) -> Snapshot | None:
         return None
     try:
         return Snapshot.from_json(path.read_text())
-    except (ValueError, KeyError, TypeError) as exc:
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        reason = f"missing {exc}" if isinstance(exc, KeyError) else str(exc)
         raise ConfigError(
-            f"cannot read snapshot {path}: {exc}",
+            f"cannot read snapshot {path}: {reason}",
             hint="rebuild it with `alembic-deploy snapshot` or remove it",
         ) from exc
 

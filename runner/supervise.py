@@ -109,6 +109,9 @@ class Supervisor:
     tag: str = field(default_factory=lambda: f"alembic-deploy-worker-{uuid.uuid4().hex[:8]}")
     #: Told of each revision as soon as it committed (a failed run still reports it).
     on_applied: Callable[[dict[str, Any]], None] | None = None
+    #: Told what env.py configured (version table) before any revision runs; may raise to
+    #: stop the child before it commits anything.
+    on_configured: Callable[[dict[str, Any]], None] | None = None
     debug: bool = False
 
     def run(self, job: dict[str, Any], env: Mapping[str, str]) -> JobResult:
@@ -257,6 +260,8 @@ class _Run:
 
     def _on_configured(self, record: dict[str, Any]) -> None:
         self.result.configured = record
+        if self.s.on_configured is not None:
+            self.s.on_configured(record)
 
     def _on_connected(self, record: dict[str, Any]) -> None:
         if record.get("backend_pid") is not None:

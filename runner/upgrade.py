@@ -23,7 +23,7 @@ from typing import Any
 from tenacity import RetryCallState
 
 from runner.deployment import Deployment, job, worker_environ
-from runner.errors import MigrationFailedError
+from runner.errors import ConfigError, MigrationFailedError
 from runner.lock import Locker
 from runner.logs import get_logger
 from runner.revisions import RevisionState
@@ -82,6 +82,7 @@ def upgrade_to_head(
         step="upgrade",
         watch=locker.check,
         on_applied=applied,
+        on_configured=lambda configured: _require_version_table(configured, dep),
         cancel=dep.cancel_sessions,
         debug=settings.debug,
     )
@@ -120,7 +121,6 @@ def upgrade_to_head(
                         raise _LockTimeoutInWorker(failed) from None
                     raise
                 result.skipped.extend(outcome.skipped)
-                _warn_version_table(outcome.configured, dep)
     except _LockTimeoutInWorker as timed_out:
         raise _failure(timed_out.failed, result) from None
     except WorkerFailed as failed:
@@ -155,18 +155,22 @@ def _failure(failed: WorkerFailed, result: UpgradeResult) -> MigrationFailedErro
     )
 
 
-def _warn_version_table(configured: dict[str, Any] | None, dep: Deployment) -> None:
-    if not configured:
-        return
+def _require_version_table(configured: dict[str, Any], dep: Deployment) -> None:
+    """Refuse (exit 2) before anything commits when env.py migrates another version table
+    than the one the runner locked, read and will verify."""
     settings = dep.settings
     table = configured.get("version_table") or "alembic_version"
     schema = configured.get("version_table_schema")
     if (table, schema) != (settings.version_table, settings.version_table_schema):
-        log.warning(
-            "upgrade.version_table_mismatch",
-            env_py_version_table=table,
-            env_py_version_table_schema=schema,
-            settings_version_table=settings.version_table,
-            settings_version_table_schema=settings.version_table_schema,
-            hint="set --version-table / --version-table-schema to what env.py uses",
+        used = f"{schema}.{table}" if schema else table
+        told = (
+            f"{settings.version_table_schema}.{settings.version_table}"
+            if settings.version_table_schema
+            else settings.version_table
+        )
+        raise ConfigError(
+            f"env.py migrates version table {used}, but alembic-deploy reads {told} "
+            "(--version-table / --version-table-schema)",
+            hint="set --version-table / --version-table-schema (or their ALEMBIC_DEPLOY_ "
+            "variables) to what env.py passes to context.configure()",
         )

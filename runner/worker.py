@@ -32,6 +32,7 @@ import sys
 import threading
 import time
 import traceback
+import warnings
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, BinaryIO
 
@@ -341,7 +342,18 @@ class Worker:
     def graph(self) -> None:
         script = self._script(self._config())
         revisions = []
-        for rev in script.walk_revisions():
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            walked = list(script.walk_revisions())
+        for warning in caught:
+            # Alembic keeps one of two files that share a revision id and only warns: the
+            # other file's migration would silently never run.
+            if "is present more than once" in str(warning.message):
+                raise RuntimeError(
+                    f"{warning.message}: two revision files share one id; give one of them "
+                    "a new revision id (and fix the down_revision that names it)"
+                )
+        for rev in walked:
             revisions.append(
                 {
                     "revision": rev.revision,
