@@ -17,6 +17,7 @@ import math
 import os
 import tempfile
 import uuid
+import zlib
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -327,6 +328,11 @@ class PostgresBackend(Backend):
         quoted = engine.dialect.identifier_preparer.quote(name)  # no bind parameters in DDL
         admin = engine.connect().execution_options(isolation_level="AUTOCOMMIT")
         try:
+            _remove_stale_scratch(admin)
+            # Held by this session while the scratch database exists: a runner that dies
+            # (SIGKILL, OOM) loses it with its connection, and the next run removes the
+            # orphan. Taken before CREATE DATABASE, so no live one ever looks orphaned.
+            admin.execute(text("SELECT pg_advisory_lock(:space, :key)"), _scratch_lock(name))
             try:
                 admin.execute(text(f"CREATE DATABASE {quoted}"))
             except DBAPIError as exc:
@@ -343,6 +349,53 @@ class PostgresBackend(Backend):
                 log.info("shadow.dropped", shadow_database=name)
         finally:
             admin.close()
+
+
+#: First key of the advisory locks that mark scratch databases as alive ("adSH").
+_SCRATCH_LOCK_SPACE = 0x61645348
+
+
+def _scratch_lock(name: str) -> dict[str, int]:
+    key = zlib.crc32(name.encode())
+    return {"space": _SCRATCH_LOCK_SPACE, "key": key - (1 << 32) if key >= 1 << 31 else key}
+
+
+def _remove_stale_scratch(admin: Connection) -> None:
+    """Drop scratch databases whose runner is gone (no session holds their lock)."""
+    rows = admin.execute(
+        text(
+            "SELECT datname FROM pg_catalog.pg_database"
+            " WHERE datname LIKE :prefix AND pg_catalog.pg_has_role(datdba, 'USAGE')"
+        ),
+        {"prefix": SCRATCH_PREFIX.replace("_", "\\_") + "%"},
+    ).scalars()
+    names = list(rows)
+    if not names:
+        return
+    held = {
+        (int(classid), int(objid))
+        for classid, objid in admin.execute(
+            text(
+                "SELECT classid::bigint, objid::bigint FROM pg_catalog.pg_locks"
+                " WHERE locktype = 'advisory' AND objsubid = 2"
+            )
+        )
+    }
+    preparer = admin.dialect.identifier_preparer
+    for name in names:
+        lock = _scratch_lock(name)
+        if (lock["space"], lock["key"] & 0xFFFFFFFF) in held:
+            continue  # a live runner's replay
+        try:
+            admin.execute(text(f"DROP DATABASE IF EXISTS {preparer.quote(name)} WITH (FORCE)"))
+        except DBAPIError as exc:
+            log.warning("shadow.stale_kept", shadow_database=name, error=str(exc.orig))
+            continue
+        log.warning(
+            "shadow.stale_removed",
+            shadow_database=name,
+            reason="left behind by a runner that was killed during a replay",
+        )
 
 
 class SqliteBackend(Backend):

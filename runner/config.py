@@ -458,7 +458,13 @@ def render_url(url: URL) -> str:
 
 
 _URL_SECRET = re.compile(r"(?P<head>[A-Za-z][A-Za-z0-9+.\-]*://[^:/@\s'\"]*:)(?P<pw>[^@\s'\"]*)@")
-_KEYWORD_SECRET = re.compile(r"(?P<head>\bpassword\s*=\s*)(?P<pw>'[^']*'|\"[^\"]*\"|\S+)", re.I)
+# password=x, PGPASSWORD=x, DB_PASSWORD=x, password: x, "password": "x" (libpq keywords,
+# environment dumps, YAML, JSON)
+_KEYWORD_SECRET = re.compile(
+    r"(?P<head>(?<!\w)\w*?(?:password|passwd|pwd)[\"']?\s*[:=]\s*)"
+    r"(?P<pw>'[^']*'|\"[^\"]*\"|[^\s,;}]+)",
+    re.I,
+)
 _secrets: set[str] = set()
 
 

@@ -207,6 +207,14 @@ class MigrationFailedError(DeployError):
         self.traceback = traceback
 
 
+class ConnectionLostError(MigrationFailedError):
+    """The connection to the database broke during a revision (server stopped or restarted,
+    session terminated, network): the revision's transaction never committed."""
+
+    exit_code = ExitCode.UNREACHABLE
+    event = "deploy.connection_lost"
+
+
 class ReplayFailedError(DeployError):
     """A migration failed while replaying into a scratch database (the real one untouched)."""
 

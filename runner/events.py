@@ -70,6 +70,9 @@ EVENTS: dict[str, str] = {
     "shadow.operation_skipped": "a defensive operation was skipped in a replay, as the deploy "
     "would skip it (debug)",
     "shadow.replayed": "the shadow replay reflected every requested stage",
+    "shadow.stale_removed": "a scratch database left by a runner killed during a replay was "
+    "dropped",
+    "shadow.stale_kept": "an orphaned scratch database could not be dropped (`error`)",
     "shadow.dropped": "the temporary scratch database was dropped",
     "shadow.replay_failed": "a migration failed in a replay that could not fall back, e.g. "
     "`snapshot` (exit 8)",
@@ -89,6 +92,8 @@ EVENTS: dict[str, str] = {
     "upgrade.revision_applied": "a revision was committed (`duration_ms`)",
     "upgrade.lock_retry": "a revision hit the DDL lock timeout, was rolled back and is retried",
     "upgrade.finished": "every pending revision was applied (`applied`, `skipped_operations`)",
+    "deploy.connection_lost": "the database connection broke during a revision (server "
+    "stopped, session terminated); it never committed (exit 3)",
     "upgrade.failed": "a migration failed; its revision was rolled back, earlier ones stay "
     "(exit 8)",
     # --- snapshot ----------------------------------------------------------------------------

@@ -37,7 +37,7 @@ from tenacity import (
 )
 
 from runner.config import Settings
-from runner.errors import ConfigError, LockLostError, LockTimeoutError
+from runner.errors import ConfigError, ConnectionLostError, LockLostError, LockTimeoutError
 from runner.logs import get_logger
 
 log = get_logger(__name__)
@@ -216,9 +216,27 @@ class PostgresAdvisoryLocker:
         except Exception as exc:
             self._close()
             reason = " ".join(str(getattr(exc, "orig", None) or exc).split())[:200]
+            if not self._server_answers():
+                raise ConnectionLostError(
+                    f"the database server went away while the migration lock was held: {reason}",
+                    revision=None,
+                    applied=(),
+                    hint="whatever was running never committed (the server rolls it back); "
+                    "nothing is wrong with the migration: check that the server is up, then "
+                    "deploy again",
+                ) from None
             raise LockLostError(self.name, f"its session ended: {reason}") from None
         if not held:
             raise LockLostError(self.name, "the server no longer shows it held")
+
+    def _server_answers(self) -> bool:
+        """Whether a fresh connection works (a lost lock session, not a lost server)."""
+        try:
+            with self._engine.connect() as probe:
+                probe.execute(text("SELECT 1"))
+        except Exception:
+            return False
+        return True
 
     def release(self) -> None:
         conn = self._conn

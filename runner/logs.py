@@ -73,7 +73,9 @@ def configure_logging(
     tracebacks = structlog.processors.ExceptionRenderer(
         structlog.tracebacks.ExceptionDictTransformer(show_locals=False)
     )
-    tail: list[Processor] = [tracebacks] if is_json else []
+    # The console renderer would format a traceback itself, after masking: render it to text
+    # first, so that mask_secrets sees it too.
+    tail: list[Processor] = [tracebacks] if is_json else [structlog.processors.format_exc_info]
     structlog.configure(
         processors=[
             *shared,

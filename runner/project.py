@@ -8,9 +8,11 @@ configured anywhere.
 
 from __future__ import annotations
 
+import configparser
+
 from alembic.config import Config
 
-from runner.config import Settings, config_file, mask_text
+from runner.config import Settings, config_file, mask_text, register_url_secret
 from runner.errors import ConfigError
 
 _PLACEHOLDER_URLS = ("driver://", "")
@@ -32,7 +34,17 @@ def load_config(settings: Settings) -> Config:
 
 def configured_url(config: Config) -> str | None:
     """``sqlalchemy.url`` of the Alembic config, unless it is absent or a placeholder."""
-    url = config.get_main_option("sqlalchemy.url")
+    try:
+        url = config.get_main_option("sqlalchemy.url")
+    except configparser.InterpolationError:
+        raw = config.file_config.get(config.config_ini_section, "sqlalchemy.url", raw=True)
+        register_url_secret(raw)
+        raise ConfigError(
+            "sqlalchemy.url in the Alembic config has a '%' that configparser cannot read "
+            "(its value is not shown: it may hold a password)",
+            hint="write a literal % as %% in alembic.ini (a percent-encoded password "
+            "p%40ss becomes p%%40ss), or set DATABASE_URL instead",
+        ) from None
     if url is None or url.strip().startswith(_PLACEHOLDER_URLS[0]) or not url.strip():
         return None
     return url.strip()

@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from runner.errors import ConnectionLostError
 from runner.logs import get_logger
 
 log = get_logger(__name__)
@@ -70,6 +71,8 @@ class WorkerFailed(Exception):
         self.revision: str | None = report.get("revision")
         self.applied: list[str] = list(report.get("applied") or [])
         self.lock_timeout = bool(report.get("lock_timeout"))
+        #: The database connection broke under the child (not the migration's fault).
+        self.connection_lost = bool(report.get("connection_lost"))
         self.aborted = bool(report.get("aborted"))
         self.traceback: str | None = report.get("traceback")
         super().__init__(self.error)
@@ -224,7 +227,7 @@ class _Run:
                 if exited_at is not None and now - exited_at > DRAIN_S:
                     break  # a process the job started holds its pipes open: stop listening
                 if self.s.watch is not None and now - last_watch >= WATCH_INTERVAL_S:
-                    self.s.watch()
+                    self._watch()
                     last_watch = now
                 if self.current and now - self.heartbeat >= HEARTBEAT_S:
                     self.heartbeat = now
@@ -273,10 +276,26 @@ class _Run:
         emit = log.info if self.s.step == "upgrade" else log.debug
         emit(f"{self.s.step}.revision_started", revision=self.current)
 
+    def _watch(self) -> None:
+        assert self.s.watch is not None
+        try:
+            self.s.watch()
+        except ConnectionLostError as lost:
+            if lost.revision is not None or self.current is None:
+                raise
+            # The server went away under a running revision: say which one.
+            raise ConnectionLostError(
+                f"the database connection was lost during revision {self.current}: "
+                f"{lost.message.split(': ', 1)[-1]}",
+                revision=self.current,
+                applied=[a["revision"] for a in self.result.applied],
+                hint=lost.hint,
+            ) from None
+
     def _on_commit_requested(self, record: dict[str, Any]) -> None:
         reason: str | None = None
         if self.s.watch is not None:
-            self.s.watch()  # raises when the lock is gone: the child is stopped
+            self._watch()  # raises when the lock is gone: the child is stopped
         if self.s.gate is not None:
             reason = self.s.gate(record.get("identity") or {})
         if reason:

@@ -23,7 +23,7 @@ from typing import Any
 from tenacity import RetryCallState
 
 from runner.deployment import Deployment, job, worker_environ
-from runner.errors import ConfigError, MigrationFailedError
+from runner.errors import ConfigError, ConnectionLostError, MigrationFailedError
 from runner.lock import Locker
 from runner.logs import get_logger
 from runner.revisions import RevisionState
@@ -145,6 +145,15 @@ def _failure(failed: WorkerFailed, result: UpgradeResult) -> MigrationFailedErro
     where = f"revision {failed.revision}" if failed.revision else "env.py (before any revision ran)"
     applied = [a.revision for a in result.applied] or failed.applied
     earlier = f"{len(applied)} earlier revision(s) stay applied; " if applied else ""
+    if failed.connection_lost:
+        return ConnectionLostError(
+            f"the database connection was lost during {where}: {failed.error}",
+            revision=failed.revision,
+            applied=applied,
+            traceback=failed.traceback,
+            hint=f"{where} never committed (the server rolls it back); {earlier}nothing is "
+            "wrong with the migration: check that the server is up, then deploy again",
+        )
     return MigrationFailedError(
         f"migration failed in {where}: {failed.error}",
         revision=failed.revision,

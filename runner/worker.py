@@ -488,6 +488,21 @@ def _is_ddl_lock_timeout(job: dict[str, Any], exc: BaseException) -> bool:
     return backend_for(make_url(job["url"])).is_ddl_lock_timeout(exc)
 
 
+def _connection_lost(exc: BaseException) -> bool:
+    """Whether the database connection broke (SQLAlchemy's dialect-specific disconnect
+    detection: server shut down, session terminated, network gone)."""
+    from sqlalchemy.exc import DBAPIError
+
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, DBAPIError) and current.connection_invalidated:
+            return True
+        current = current.__cause__ or current.__context__
+    return False
+
+
 def main(argv: list[str]) -> int:
     """Run one job; the parent reads the outcome from the records, not the exit status."""
     _die_with_parent()
@@ -516,6 +531,7 @@ def main(argv: list[str]) -> int:
             applied=worker.applied,
             aborted=isinstance(exc, Aborted),
             lock_timeout=_is_ddl_lock_timeout(job, exc),
+            connection_lost=_connection_lost(exc),
             traceback="".join(traceback.format_exception(exc)),
         )
         return 1

@@ -22,6 +22,7 @@ import pytest
 from runner.errors import ExitCode
 from tests.e2e.helpers import db_revisions, execute, physical, upgrade_to
 from tests.fixtures.cli import CliResult, run_cli
+from tests.fixtures.postgres import SPECIAL_PASSWORD
 
 REVISIONS = [f"aa000000000{n}" for n in range(1, 8)]
 VERSIONS = "migrations/versions"
@@ -53,7 +54,7 @@ class Case:
     prepare: Callable[[Target], None] | None = None
     backend: str = "sqlite"
     env: tuple[tuple[str, str], ...] = ()
-    url: Callable[[Target], str] | None = None  # DATABASE_URL, when not the target's
+    url: Callable[[Target], str | None] | None = None  # DATABASE_URL (None: unset)
     forbidden: tuple[str, ...] = ()  # text that must appear nowhere in the output
 
 
@@ -183,8 +184,6 @@ def _http_port(target: Target) -> str:
     return f"postgresql://u:p@127.0.0.1:{target.env['HTTP_PORT']}/db"
 
 
-SPECIAL_PASSWORD = "Pa:ss@w/o%rd#1?x"
-
 CASES: dict[str, Case] = {
     # --- flags and environment ---------------------------------------------------------
     "unknown-command": Case(("deploy-now",), ExitCode.USAGE, "deploy-now"),
@@ -270,6 +269,17 @@ CASES: dict[str, Case] = {
         ExitCode.USAGE,
         "script_location",
         prepare=_ini("script_location = %(here)s/migrations", ""),
+    ),
+    "ini-url-with-a-bare-percent": Case(
+        ("migrate",),
+        ExitCode.USAGE,
+        "%",
+        prepare=_ini(
+            "sqlalchemy.url = sqlite:///%(here)s/app.db",
+            "sqlalchemy.url = postgresql://app:s3cr%t-pw-77@127.0.0.1/app",
+        ),
+        url=lambda t: None,
+        forbidden=("s3cr", "t-pw-77"),
     ),
     "script-location-missing": Case(
         ("migrate",),
@@ -361,6 +371,12 @@ CASES: dict[str, Case] = {
         ExitCode.USAGE,
         "snapshot",
         prepare=_valid_snapshot_then(_drop_a_digest),
+    ),
+    "snapshot-base-cycle": Case(
+        ("migrate", "--snapshot", "{tmp}/snapshot.json"),
+        ExitCode.USAGE,
+        "its own base",
+        prepare=_valid_snapshot_then(_cycle),
     ),
     "snapshot-explicit-path-missing": Case(
         ("migrate", "--snapshot", "{tmp}/nowhere.json"),
@@ -458,7 +474,7 @@ def test_bad_input(
     before = _fingerprint(url)
     database_url = case.url(target) if case.url is not None else url
     args = [a.format(tmp=tmp_path, url=url) for a in case.args]
-    env = {"DATABASE_URL": database_url, **dict(case.env)}
+    env = {**({"DATABASE_URL": database_url} if database_url is not None else {}), **dict(case.env)}
     result = run_cli("--config", str(target.ini), *args, env=env, timeout=120)
 
     print(f"CASE {name}: exit {result.returncode}: {_last_error(result)}")

@@ -21,7 +21,7 @@ from tests.fixtures.cli import run_cli
 Project = Callable[[str], Path]
 
 _PG_DEFINITIONS = """
-SELECT 'column', c.relname || '.' || a.attname,
+SELECT 'column', n.nspname || '.' || c.relname || '.' || a.attname,
        concat_ws(' | ', format_type(a.atttypid, a.atttypmod), co.collname, a.attnotnull::text,
                  a.attgenerated, a.attidentity, pg_get_expr(d.adbin, d.adrelid),
                  col_description(c.oid, a.attnum))
@@ -29,24 +29,28 @@ FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
 JOIN pg_namespace n ON n.oid = c.relnamespace
 LEFT JOIN pg_collation co ON co.oid = a.attcollation AND a.attcollation <> 100
 LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
-WHERE n.nspname = 'public' AND c.relkind = 'r' AND a.attnum > 0 AND NOT a.attisdropped
+WHERE n.nspname NOT IN ('pg_catalog', 'information_schema', 'pg_toast')
+  AND c.relkind = 'r' AND a.attnum > 0 AND NOT a.attisdropped
 UNION ALL
-SELECT 'table', c.relname, coalesce(obj_description(c.oid, 'pg_class'), '')
+SELECT 'table', n.nspname || '.' || c.relname, coalesce(obj_description(c.oid, 'pg_class'), '')
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-WHERE n.nspname = 'public' AND c.relkind = 'r'
+WHERE n.nspname NOT IN ('pg_catalog', 'information_schema', 'pg_toast') AND c.relkind = 'r'
 UNION ALL
-SELECT 'constraint', t.relname || '.' || x.conname, pg_get_constraintdef(x.oid)
+SELECT 'constraint', n.nspname || '.' || t.relname || '.' || x.conname, pg_get_constraintdef(x.oid)
 FROM pg_constraint x JOIN pg_class t ON t.oid = x.conrelid
-JOIN pg_namespace n ON n.oid = t.relnamespace WHERE n.nspname = 'public'
+JOIN pg_namespace n ON n.oid = t.relnamespace
+WHERE n.nspname NOT IN ('pg_catalog', 'information_schema', 'pg_toast')
 UNION ALL
-SELECT 'index', i.relname, pg_get_indexdef(i.oid)
+SELECT 'index', n.nspname || '.' || i.relname, pg_get_indexdef(i.oid)
 FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid
-JOIN pg_namespace n ON n.oid = i.relnamespace WHERE n.nspname = 'public'
+JOIN pg_namespace n ON n.oid = i.relnamespace
+WHERE n.nspname NOT IN ('pg_catalog', 'information_schema', 'pg_toast')
 UNION ALL
 SELECT 'sequence', s.seqrelid::regclass::text,
        concat_ws(' ', s.seqstart, s.seqincrement, s.seqmin, s.seqmax, s.seqcache, s.seqcycle)
 FROM pg_sequence s JOIN pg_class c ON c.oid = s.seqrelid
-JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'public'
+JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE n.nspname NOT IN ('pg_catalog', 'information_schema', 'pg_toast')
 UNION ALL
 SELECT 'enum', t.typname, string_agg(e.enumlabel, ',' ORDER BY e.enumsortorder)
 FROM pg_enum e JOIN pg_type t ON t.oid = e.enumtypid GROUP BY t.typname

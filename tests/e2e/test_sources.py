@@ -54,8 +54,6 @@ def test_without_any_source_verification_is_skipped_loudly(pg_url: str, project:
         "--config",
         str(ini),
         "--no-shadow",
-        "--snapshot",
-        "/nonexistent",
         env={"DATABASE_URL": pg_url},
     )
     assert lax.returncode == ExitCode.OK, lax
@@ -72,8 +70,6 @@ def test_require_verify_refuses_before_touching_the_database(pg_url: str, projec
         str(ini),
         "--no-shadow",
         "--require-verify",
-        "--snapshot",
-        "/nonexistent",
         env={"DATABASE_URL": pg_url},
     )
     assert strict.returncode == ExitCode.DRIFT, strict

@@ -109,13 +109,15 @@ def test_lock_timeout_on_sqlite_while_another_process_holds_the_file(project: Pr
     assert result.returncode == ExitCode.LOCK_TIMEOUT, result
 
 
-def test_missing_directory_is_a_permanent_error(tmp_path: Path, project: Project) -> None:
+def test_missing_directory_is_a_usage_error_naming_it(tmp_path: Path, project: Project) -> None:
+    """SQLite creates the file, not its folder: a wrong path, refused before any wait."""
     ini = project("linear")
     url = f"sqlite:///{tmp_path}/no/such/dir/app.db"
     result = run_cli(
         "migrate", "--config", str(ini), "--wait-timeout", "30", env={"DATABASE_URL": url}
     )
-    assert result.returncode == ExitCode.CONNECTION_REFUSED, result
+    assert result.returncode == ExitCode.USAGE, result
+    assert f"{tmp_path}/no/such/dir" in result.one("config.invalid")["error"]
     assert result.named("wait.retrying") == []
 
 
