@@ -5,6 +5,7 @@ Revises: ed0000000001
 Create Date: 2024-07-01 09:00:00.000000
 
 """
+import os
 from typing import Sequence, Union
 
 from alembic import op
@@ -21,7 +22,8 @@ def upgrade() -> None:
     """Upgrade schema."""
     op.create_table("slow_step", sa.Column("id", sa.Integer(), primary_key=True))
     # Long enough that a test can stop the run while this statement runs.
-    op.execute("SELECT pg_sleep(30)")
+    seconds = float(os.environ.get("SLOW_REVISION_SECONDS", "30"))
+    op.execute(sa.text("SELECT pg_sleep(:seconds)").bindparams(seconds=seconds))
 
 
 def downgrade() -> None:
