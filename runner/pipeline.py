@@ -250,7 +250,16 @@ def _heal(
             )
             require_healable(plan)
             locker.check()  # never change the schema without the lock
-            apply_repairs(conn, plan.repairs, stamped=state.db_heads)
+            try:
+                apply_repairs(conn, plan.repairs, stamped=state.db_heads)
+            except DriftError as failed:
+                if not dep.backend.is_ddl_lock_timeout(failed):
+                    raise
+                raise DriftError(
+                    f"{failed.message} (--ddl-lock-timeout {settings.ddl_lock_timeout:g} s)",
+                    hint="another session holds a lock on the table (a long or idle-in-"
+                    "transaction session); nothing was changed: end it or deploy again later",
+                ) from failed
             locker.check()  # ... nor commit it after the lock was lost meanwhile
     report.repairs = [repair.describe() for repair in plan.repairs]
     log.info("heal.finished", repairs=len(plan.repairs))

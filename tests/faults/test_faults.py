@@ -31,6 +31,7 @@ from tests.e2e.helpers import (
     execute,
     ledger,
     physical,
+    tables,
     upgrade_to,
 )
 from tests.fixtures.cli import run_cli
@@ -283,6 +284,44 @@ def test_a_check_during_another_replicas_migration_reports_no_leak(
     checked = checking.finish(timeout=60)
     assert checked.named("shadow.leaked") == [], checked
     assert checked.returncode == ExitCode.PENDING, checked  # it was stamped ed2 when it looked
+
+
+def test_a_heal_behind_an_idle_transaction_gives_up_at_the_ddl_lock_timeout(
+    pg_url: str, project: Project
+) -> None:
+    """The repair's ALTER queues behind a session idle in transaction: it must give up at
+    --ddl-lock-timeout (nothing changed, the lock released) instead of waiting for ever and
+    queueing the application's own queries behind it."""
+    ini = project("linear")
+    upgrade_to(ini, pg_url, "head")
+    execute(pg_url, "ALTER TABLE health_metrics DROP CONSTRAINT fk_health_metrics_file_id_files")
+    engine = create_engine(pg_url, poolclass=NullPool)
+    blocker = engine.connect()
+    try:
+        blocker.execute(text("LOCK TABLE files IN ROW EXCLUSIVE MODE"))  # and stays idle
+        started = time.monotonic()
+        result = run_cli(
+            "migrate",
+            "--ddl-lock-timeout",
+            "1",
+            "--config",
+            str(ini),
+            env={"DATABASE_URL": pg_url},
+            timeout=120,
+        )
+        elapsed = time.monotonic() - started
+    finally:
+        blocker.rollback()
+        blocker.close()
+        engine.dispose()
+    assert result.returncode == ExitCode.DRIFT, result
+    failure = [e for e in result.events if e.get("level") == "error" and "error" in e][-1]
+    assert "lock timeout" in failure["error"] and "nothing was changed" in failure["hint"]
+    assert elapsed < 60, elapsed
+    assert "alembic_deploy_repairs" not in tables(pg_url)  # the heal rolled back whole
+    assert advisory_locks(pg_url) == 0
+    healed = run_cli("migrate", "--config", str(ini), env={"DATABASE_URL": pg_url})
+    assert healed.returncode == ExitCode.OK, healed
 
 
 def test_server_stopped_mid_upgrade_is_exit_3_no_app_and_the_next_run_succeeds(
