@@ -107,6 +107,16 @@ class ExpectedSchemas:
         if self._snapshot is None:
             log.info("verify.no_snapshot", snapshot=str(path))
             return
+        if self._snapshot.dialect != self.dep.database.dialect:
+            # Silently ignored, it would cost a shadow replay on every start.
+            log.warning(
+                "verify.snapshot_other_dialect",
+                snapshot=str(path),
+                snapshot_dialect=self._snapshot.dialect,
+                database_dialect=self.dep.database.dialect,
+                hint="build it for this database: alembic-deploy snapshot --database-url "
+                f"{self.dep.database.dialect}://... (an empty database or --shadow-url)",
+            )
         self._checksums = file_checksums(self.dep.graph)
         edited = self._snapshot.edited(self._checksums)
         if edited:

@@ -137,3 +137,19 @@ def test_missing_enum_value_is_added_back(pg_url: str, project: Project) -> None
     assert applied["kind"] == "missing_enum_value" and "ADD VALUE 'failed'" in applied["ddl"]
     check = run_cli("check", "--config", str(ini), env={"DATABASE_URL": pg_url})
     assert check.returncode == ExitCode.OK, check
+
+
+def test_a_snapshot_built_for_another_dialect_is_named_not_silently_ignored(
+    pg_url: str, project: Project
+) -> None:
+    ini = project("linear")
+    snapshot = ini.parent / "sqlite-snapshot.json"
+    built = run_cli("snapshot", "--config", str(ini), "--output", str(snapshot))  # SQLite
+    assert built.returncode == ExitCode.OK, built
+    upgrade_to(ini, pg_url, "head")
+    status = run_cli(
+        "status", "--config", str(ini), "--snapshot", str(snapshot), env={"DATABASE_URL": pg_url}
+    )
+    assert status.returncode == ExitCode.OK, status
+    warned = status.one("verify.snapshot_other_dialect")
+    assert (warned["snapshot_dialect"], warned["database_dialect"]) == ("sqlite", "postgresql")
