@@ -6,7 +6,8 @@ and check constraints, foreign keys last, so that tables that reference each oth
 re-created in any order). Each repair is a set of Alembic operations built from the expected
 schema, so quoting and dialect quirks are Alembic's and SQLAlchemy's: ``render_repairs``
 prints their SQL (Alembic offline mode), ``apply_repairs`` runs them in ONE transaction
-together with a row per repair in the ``alembic_deploy_repairs`` ledger.
+together with a row per repair in the ``alembic_deploy_repairs`` ledger (a view over its
+rows, so the user's autogenerate and ``alembic check``, which compare tables, never see it).
 
 Never drops, never changes a type, never rewrites data: ``extra_*`` and ``changed_*``
 findings are only reported. A missing NOT NULL column without a default on a table that has
@@ -20,6 +21,7 @@ from __future__ import annotations
 import io
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, cast
 
 import sqlalchemy as sa
@@ -30,6 +32,8 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects.postgresql.base import PGIdentifierPreparer
 from sqlalchemy.dialects.postgresql.named_types import CreateEnumType
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.ddl import ExecutableDDLElement
 from sqlalchemy.types import UserDefinedType
 
 from runner import __version__
@@ -655,24 +659,71 @@ def _enum_values_op(enum: Enum, have: Enum) -> Callable[[Operations], None]:
     return add_values
 
 
-def _ledger() -> sa.Table:
-    return sa.Table(
-        LEDGER_TABLE,
-        sa.MetaData(),
-        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-        sa.Column(
-            "applied_at",
-            sa.DateTime(timezone=True),
-            nullable=False,
-            server_default=sa.func.current_timestamp(),
-        ),
-        sa.Column("stamped_revision", sa.String(255)),
-        sa.Column("kind", sa.String(64), nullable=False),
-        sa.Column("table_name", sa.String(255)),
-        sa.Column("object_name", sa.String(255)),
-        sa.Column("ddl", sa.Text, nullable=False),
-        sa.Column("runner_version", sa.String(32), nullable=False),
-    )
+#: The ledger's columns, in order, with their SQL types.
+_LEDGER_COLUMNS: tuple[tuple[str, sa.types.TypeEngine[Any]], ...] = (
+    ("id", sa.Integer()),
+    ("applied_at", sa.Text()),
+    ("stamped_revision", sa.Text()),
+    ("kind", sa.Text()),
+    ("table_name", sa.Text()),
+    ("object_name", sa.Text()),
+    ("ddl", sa.Text()),
+    ("runner_version", sa.Text()),
+)
+
+
+def read_ledger(conn: Connection) -> list[dict[str, Any]]:
+    """Every recorded repair, oldest first (an empty list when none was ever made)."""
+    inspector = sa.inspect(conn)
+    if LEDGER_TABLE not in inspector.get_view_names() and not inspector.has_table(LEDGER_TABLE):
+        return []
+    ledger = sa.table(LEDGER_TABLE, *(sa.column(name) for name, _ in _LEDGER_COLUMNS))
+    rows = conn.execute(sa.select(ledger).order_by(ledger.c.id)).mappings().all()
+    return [{name: row[name] for name, _ in _LEDGER_COLUMNS} for row in rows]
+
+
+def _write_ledger(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
+    """The ledger as a view over its own rows, literally.
+
+    A view, not a table: Alembic's autogenerate and ``alembic check`` compare tables only, so
+    the user's next migration never proposes to drop the runner's bookkeeping, on any dialect
+    and without touching env.py. It is rewritten in the heal's transaction; an older
+    runner's ledger table is folded into it.
+    """
+    preparer = conn.dialect.identifier_preparer
+    name = preparer.quote(LEDGER_TABLE)
+    inspector = sa.inspect(conn)
+    if LEDGER_TABLE in inspector.get_view_names():
+        conn.exec_driver_sql(f"DROP VIEW {name}")
+    elif inspector.has_table(LEDGER_TABLE):
+        conn.exec_driver_sql(f"DROP TABLE {name}")
+    selects = [
+        sa.select(
+            *(
+                sa.cast(sa.literal(row[column], type_), type_).label(column)
+                for column, type_ in _LEDGER_COLUMNS
+            )
+        )
+        for row in rows
+    ]
+    conn.execute(_CreateLedgerView(selects[0] if len(selects) == 1 else sa.union_all(*selects)))
+
+
+class _CreateLedgerView(ExecutableDDLElement):
+    """``CREATE VIEW alembic_deploy_repairs AS <rows as literals>``."""
+
+    inherit_cache = False
+
+    def __init__(self, rows: sa.Select[Any] | sa.CompoundSelect[Any]) -> None:
+        self.rows = rows
+
+
+@compiles(_CreateLedgerView)
+def _compile_ledger_view(element: _CreateLedgerView, compiler: Any, **kw: Any) -> str:
+    # The name quoted by the dialect, the values rendered as literals by it (escaped for the
+    # driver's paramstyle like any other statement): no SQL is built from recorded text.
+    rows = compiler.sql_compiler.process(element.rows, literal_binds=True)
+    return f"CREATE VIEW {compiler.preparer.quote(LEDGER_TABLE)} AS {rows}"
 
 
 def render_repairs(repairs: Sequence[Repair], dialect_name: str) -> list[str]:
@@ -707,8 +758,7 @@ def apply_repairs(conn: Connection, repairs: Sequence[Repair], *, stamped: Seque
     """
     if not repairs:
         return
-    ledger = _ledger()
-    ledger.create(conn, checkfirst=True)
+    recorded = read_ledger(conn)
     context = MigrationContext.configure(conn)
     op = Operations(context)
     for repair in repairs:
@@ -730,15 +780,17 @@ def apply_repairs(conn: Connection, repairs: Sequence[Repair], *, stamped: Seque
         finally:
             event.remove(conn, "before_cursor_execute", record)
         ddl = ";\n".join(ran) + ";" if ran else f"-- {repair.note or 'nothing to run'}"
-        conn.execute(
-            ledger.insert().values(
-                stamped_revision=",".join(stamped) or None,
-                kind=str(repair.kind),
-                table_name=repair.table,
-                object_name=repair.object,
-                ddl=ddl,
-                runner_version=__version__,
-            )
+        recorded.append(
+            {
+                "id": len(recorded) + 1,
+                "applied_at": datetime.now(UTC).isoformat(timespec="seconds"),
+                "stamped_revision": ",".join(stamped) or None,
+                "kind": str(repair.kind),
+                "table_name": repair.table,
+                "object_name": repair.object,
+                "ddl": ddl,
+                "runner_version": __version__,
+            }
         )
         log.info(
             "heal.repair_applied",
@@ -749,6 +801,7 @@ def apply_repairs(conn: Connection, repairs: Sequence[Repair], *, stamped: Seque
         )
         if repair.warning:
             log.warning("heal.table_recreated", table=repair.table, message=repair.warning)
+    _write_ledger(conn, recorded)
 
 
 def require_healable(plan: HealPlan) -> None:
