@@ -95,6 +95,10 @@ class Backend:
     def cancel_sessions(self, engine: Engine, pids: list[int], tag: str, terminate: bool) -> None:
         """Cancel (or terminate) the server sessions of a worker; nothing to do by default."""
 
+    def statement_status(self, engine: Engine, pids: list[int], tag: str) -> dict[str, Any]:
+        """What the server says a worker's statement is doing (for heartbeats); {} if unknown."""
+        return {}
+
     def write_refusal(self, conn: Connection, schemas: Sequence[str | None]) -> str | None:
         """Why this connection cannot change the schema (read-only, no privilege), if so."""
         return None
@@ -167,6 +171,33 @@ class Backend:
         """An empty database to replay into, removed afterwards."""
         raise ShadowUnavailable(f"no shadow replay for {self.name}")
         yield  # pragma: no cover
+
+
+_STATEMENT_STATUS = text(
+    """
+    SELECT a.pid, a.state, a.wait_event_type, a.wait_event, a.query,
+           (SELECT string_agg(b.pid || ' (' || coalesce(b.application_name, '') || ', '
+                              || coalesce(b.state, '') || ': '
+                              || left(regexp_replace(b.query, '\\s+', ' ', 'g'), 80) || ')',
+                              '; ')
+            FROM pg_catalog.pg_stat_activity b
+            WHERE b.pid = ANY(pg_catalog.pg_blocking_pids(a.pid))) AS blocked_by,
+           coalesce(
+             (SELECT p.phase || ' ' || p.blocks_done || '/' || p.blocks_total || ' blocks'
+              FROM pg_catalog.pg_stat_progress_create_index p WHERE p.pid = a.pid),
+             (SELECT p.phase || ' ' || p.heap_blks_scanned || '/' || p.heap_blks_total
+                     || ' blocks'
+              FROM pg_catalog.pg_stat_progress_cluster p WHERE p.pid = a.pid),
+             (SELECT p.command || ' ' || p.tuples_processed || ' rows'
+              FROM pg_catalog.pg_stat_progress_copy p WHERE p.pid = a.pid)
+           ) AS phase
+    FROM pg_catalog.pg_stat_activity a
+    WHERE a.pid <> pg_catalog.pg_backend_pid()
+      AND (a.pid = ANY(:pids) OR a.application_name = :tag)
+    ORDER BY (a.state = 'active') DESC, a.query_start DESC NULLS LAST
+    LIMIT 1
+    """
+)
 
 
 class PostgresBackend(Backend):
@@ -248,6 +279,24 @@ class PostgresBackend(Backend):
             )
             conn.commit()
         log.info("worker.sessions_cancelled", pids=pids, terminate=terminate)
+
+    def statement_status(self, engine: Engine, pids: list[int], tag: str) -> dict[str, Any]:
+        # The busiest of the worker's sessions: its state and wait event, whom it waits for
+        # (pg_blocking_pids, with what they run), and the progress view that applies.
+        with engine.connect() as conn:
+            row = conn.execute(_STATEMENT_STATUS, {"pids": pids, "tag": tag}).mappings().first()
+        if row is None:
+            return {}
+        status: dict[str, Any] = {"state": row["state"]}
+        if row["wait_event_type"]:
+            status["waiting_for"] = f"{row['wait_event_type']}:{row['wait_event']}"
+        if row["blocked_by"]:
+            status["blocked_by"] = row["blocked_by"]
+        if row["phase"]:
+            status["progress"] = row["phase"]
+        if row["query"]:
+            status["statement"] = " ".join(row["query"].split())[:200]
+        return status
 
     def backend_pid(self, conn: Connection) -> int | None:
         pid = conn.execute(text("SELECT pg_backend_pid()")).scalar()

@@ -121,6 +121,10 @@ class Deployment:
         """Cancel (or terminate) a worker's server sessions: a supervisor's ``cancel``."""
         self.backend.cancel_sessions(self.engine, pids, tag, terminate)
 
+    def statement_status(self, pids: list[int], tag: str) -> dict[str, Any]:
+        """What a worker's statement is doing on the server: a supervisor's ``describe``."""
+        return self.backend.statement_status(self.engine, pids, tag)
+
 
 def run_job(
     dep: Deployment,

@@ -88,7 +88,8 @@ EVENTS: dict[str, str] = {
     "upgrade.started": "pending revisions are being applied through env.py (`target`, `pending`)",
     "upgrade.revision_started": "a revision's transaction started",
     "upgrade.still_running": "a revision is still running (a long migration is not a hang); "
-    "repeated every 15 s (`elapsed_s`)",
+    "every 5 s: `elapsed_s`, and on PostgreSQL the statement's `state`, `waiting_for`, "
+    "`blocked_by` (the sessions holding the lock it waits for) and `progress`",
     "upgrade.operation_skipped": "a defensive operation found its object already there (or "
     "already gone) and did nothing",
     "upgrade.revision_applied": "a revision was committed (`duration_ms`)",

@@ -44,7 +44,7 @@ log = get_logger(__name__)
 #: How often the lock is checked while a child works (seconds).
 WATCH_INTERVAL_S = 0.5
 #: How often a revision that is still running is reported (a long backfill is not a hang).
-HEARTBEAT_S = 15.0
+HEARTBEAT_S = 5.0
 #: How long the watchdog waits for the workers' sessions to be terminated before exiting.
 KILL_CANCEL_S = 0.3
 #: How long the pipes are still read after the child exited.
@@ -112,6 +112,9 @@ class Supervisor:
     tag: str = field(default_factory=lambda: f"alembic-deploy-worker-{uuid.uuid4().hex[:8]}")
     #: Told of each revision as soon as it committed (a failed run still reports it).
     on_applied: Callable[[dict[str, Any]], None] | None = None
+    #: What the server says the child's statement is doing (pids, tag -> fields), for
+    #: heartbeats.
+    describe: Callable[[list[int], str], dict[str, Any]] | None = None
     #: Told what env.py configured (version table) before any revision runs; may raise to
     #: stop the child before it commits anything.
     on_configured: Callable[[dict[str, Any]], None] | None = None
@@ -236,6 +239,7 @@ class _Run:
                             "upgrade.still_running",
                             revision=self.current,
                             elapsed_s=round(now - self.started_at, 1),
+                            **self._server_status(),
                         )
         finally:
             selector.close()
@@ -275,6 +279,14 @@ class _Run:
         self.started_at = self.heartbeat = time.monotonic()
         emit = log.info if self.s.step == "upgrade" else log.debug
         emit(f"{self.s.step}.revision_started", revision=self.current)
+
+    def _server_status(self) -> dict[str, Any]:
+        if self.s.describe is None:
+            return {}
+        try:
+            return self.s.describe(self.pids, self.s.tag)
+        except Exception as exc:  # a heartbeat never fails the run
+            return {"status_unavailable": " ".join(str(exc).split())[:200]}
 
     def _watch(self) -> None:
         assert self.s.watch is not None

@@ -84,6 +84,7 @@ def upgrade_to_head(
         on_applied=applied,
         on_configured=lambda configured: _require_version_table(configured, dep),
         cancel=dep.cancel_sessions,
+        describe=dep.statement_status,
         debug=settings.debug,
     )
     spec = job(
