@@ -340,7 +340,10 @@ def inspect_database(
             # `status` explains a wrong stamp.
             if explain and verification.errors and verification.actual is not None:
                 ranked = rank_revisions(sources, verification.actual)
-                if ranked and (ranked[0].revision,) != state.db_heads:
+                # Only a revision the schema matches exactly explains the findings better than
+                # the stamp: a merely "closer" one would invite a wrong `alembic stamp` over
+                # objects that were dropped by hand (drift, which heal repairs).
+                if ranked and ranked[0].exact and (ranked[0].revision,) != state.db_heads:
                     report.closest = ranked[0].revision
                     log.info(
                         "verify.closest_revision",

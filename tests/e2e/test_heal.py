@@ -242,3 +242,21 @@ def test_an_older_ledger_table_is_folded_into_the_view(pg_url: str, project: Pro
         ddl = conn.execute(text("SELECT ddl FROM alembic_deploy_repairs ORDER BY id")).scalar()
         assert ddl == "x :y 100%"
     engine.dispose()
+
+
+def test_status_offers_no_other_revision_for_objects_dropped_by_hand(
+    pg_url: str, project: Project
+) -> None:
+    """Two objects of later revisions missing is drift, not a wrong stamp: no revision matches
+    exactly, so none is offered (it would invite a wrong `alembic stamp`)."""
+    import json
+
+    ini = project("linear")
+    upgrade_to(ini, pg_url, "head")
+    execute(pg_url, "DROP TABLE health_metrics", "DROP INDEX ix_users_last_login_at")
+    status = run_cli("status", "--json", "--config", str(ini), env={"DATABASE_URL": pg_url})
+    assert status.returncode == ExitCode.OK, status
+    document = json.loads(status.stdout)
+    assert document["closest_revision"] is None
+    assert {f["kind"] for f in document["drift"]} == {"missing_table", "missing_index"}
+    assert status.named("verify.closest_revision") == []
