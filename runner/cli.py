@@ -13,7 +13,8 @@ import os
 import sys
 import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from functools import partial
 from typing import Any, NoReturn, TextIO
 
 import structlog
@@ -186,6 +187,8 @@ def _print_status(
 ) -> None:
     drift = [finding.to_dict() for finding in report.drift_before]
     document = {
+        "database": report.database,
+        "url_source": report.url_source,
         "db_revisions": list(state.db_heads),
         "script_heads": list(state.script_heads),
         "pending": list(state.pending),
@@ -201,6 +204,7 @@ def _print_status(
         print(json.dumps(document, indent=2, sort_keys=True), file=out)
         return
     lines = [
+        f"database:             {report.database} (from {report.url_source})",
         f"database revision(s): {', '.join(state.db_heads) or '(none)'}",
         f"script head(s):       {', '.join(state.script_heads)}",
     ]
@@ -288,34 +292,44 @@ def main(
     signals = Signals.install()
     report = DeployReport()
     code: int = ExitCode.OK
+    failure: Callable[[], None] | None = None  # logged last: the error ends the output
     try:
         code = _dispatch(settings, report, started, out)
     except DeployError as exc:
         code = exc.exit_code
         trace = getattr(exc, "traceback", None)
-        log.error(
+        failure = partial(
+            log.error,
             exc.event,
             error=exc.message,
             hint=exc.hint,
             exit_code=int(code),
-            exc_info=settings.debug,
+            exc_info=exc if settings.debug else False,
             **({"worker_traceback": trace} if trace and settings.debug else {}),
         )
     except Interrupted as exc:
         code = ExitCode.INTERRUPTED
-        log.error(exc.event, error=exc.message, hint=exc.hint, exit_code=int(code))
+        failure = partial(
+            log.error, exc.event, error=exc.message, hint=exc.hint, exit_code=int(code)
+        )
     except KeyboardInterrupt:
         code = ExitCode.INTERRUPTED
-        log.error("deploy.interrupted", exit_code=int(code))
-    except Exception:
+        failure = partial(log.error, "deploy.interrupted", exit_code=int(code))
+    except Exception as exc:
         code = ExitCode.UNEXPECTED
-        log.exception(
+        failure = partial(
+            log.error,
             "deploy.crashed",
             exit_code=int(code),
             hint="this is a bug in alembic-deploy; please report it with this traceback",
+            exc_info=exc,
         )
     try:
-        _summary(settings, report, code, started)
+        # A summary for the commands that change something; read-only ones say it all.
+        if settings.command in (Command.MIGRATE, Command.RUN, Command.SNAPSHOT):
+            _summary(settings, report, code, started)
+        if failure is not None:
+            failure()
     finally:
         signals.restore()
     return int(code)

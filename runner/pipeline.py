@@ -38,7 +38,7 @@ from runner.expected import Expected, ExpectedSchemas, scope, snapshot_path
 from runner.heal import apply_repairs, plan_repairs, render_repairs, require_healable, row_checker
 from runner.lock import Locker
 from runner.logs import get_logger
-from runner.project import database_url, load_config, target_url
+from runner.project import database_url, load_config, target_url, url_source
 from runner.revisions import RevisionState, read_db_heads, read_revisions
 from runner.snapshot import build_snapshot, file_checksums, load_snapshot
 from runner.upgrade import AppliedRevision, upgrade_to_head
@@ -70,6 +70,9 @@ class DeployReport:
     closest: str | None = None
     #: ``plan`` / ``--dry-run``: the offline SQL of the pending revisions.
     pending_sql: str = ""
+    #: The database looked at (password masked) and where its URL came from.
+    database: str | None = None
+    url_source: str | None = None
 
 
 @contextmanager
@@ -103,6 +106,7 @@ def _prologue(settings: Settings, report: DeployReport, stack: ExitStack) -> Dep
     with _step(report, "config"):
         database = _database(settings)
         engine = database.engine(settings)
+    report.database, report.url_source = database.masked, url_source(settings)
     stack.callback(engine.dispose)
     with _step(report, "wait"):
         wait_for_database(engine, settings)

@@ -57,6 +57,15 @@ def target_url(settings: Settings, config: Config | None = None) -> str | None:
     return configured_url(config if config is not None else load_config(settings))
 
 
+def url_source(settings: Settings) -> str:
+    """Where the URL :func:`target_url` returns comes from, in the user's words."""
+    if settings.direct_url:
+        return "--direct-url / DIRECT_DATABASE_URL"
+    if settings.database_url:
+        return "--database-url / DATABASE_URL"
+    return f"sqlalchemy.url of {settings.config_path}"
+
+
 def database_url(settings: Settings, config: Config) -> str:
     """The URL to migrate: ``--direct-url``, ``--database-url`` / ``DATABASE_URL``, the config."""
     url = target_url(settings, config)

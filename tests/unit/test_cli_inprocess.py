@@ -355,3 +355,36 @@ def test_worker_pipes_are_closed(project: Path) -> None:
         gc.collect()
     leaks = [str(w.message) for w in caught if issubclass(w.category, ResourceWarning)]
     assert leaks == []
+
+
+def test_read_only_commands_log_no_deploy_summary(project: Path) -> None:
+    assert cli(project, "migrate").code == ExitCode.OK
+    for command in ("status", "check", "plan"):
+        result = cli(project, command)
+        assert result.code == ExitCode.OK, result
+        assert result.named("deploy.summary") == [], (command, result)
+
+
+def test_the_error_is_the_last_line(project: Path) -> None:
+    assert cli(project, "migrate").code == ExitCode.OK
+    with sqlite3.connect(project / "app.db") as conn:
+        conn.execute("UPDATE alembic_version SET version_num = 'zzzz'")
+    for command in ("migrate", "check"):
+        result = cli(project, command)
+        assert result.code == ExitCode.REVISION_GRAPH, result
+        last = result.events[-1]
+        assert last["level"] == "error" and "zzzz" in last["error"] and last["hint"], result
+
+
+def test_status_names_the_database_and_where_its_url_came_from(project: Path) -> None:
+    from_ini = cli(project, "status")
+    assert from_ini.code == ExitCode.OK, from_ini
+    assert f"database:             sqlite:///{project}/app.db" in from_ini.stdout
+    assert f"(from sqlalchemy.url of {project}/alembic.ini)" in from_ini.stdout
+    url = f"sqlite:///{project}/other.db"
+    from_env = cli(project, "status", "--json", env=environ(DATABASE_URL=url))
+    document = json.loads(from_env.stdout)
+    assert (document["database"], document["url_source"]) == (
+        url,
+        "--database-url / DATABASE_URL",
+    )

@@ -42,6 +42,19 @@ class Use:
         return None
 
 
+def _is_deferred_log_call(call: ast.Call) -> bool:
+    func, args = call.func, call.args
+    return (
+        isinstance(func, ast.Name)
+        and func.id == "partial"
+        and len(args) >= 2
+        and isinstance(args[0], ast.Attribute)
+        and args[0].attr in LEVELS
+        and isinstance(args[0].value, ast.Name)
+        and args[0].value.id == "log"
+    )
+
+
 def _is_log_call(call: ast.Call) -> bool:
     func = call.func
     if isinstance(func, ast.Attribute) and func.attr in LEVELS:
@@ -66,6 +79,8 @@ def _uses() -> Iterator[Use]:
             where = f"{path.relative_to(ROOT)}:{getattr(node, 'lineno', '?')}"
             if isinstance(node, ast.Call) and node.args and _is_log_call(node):
                 yield Use(where, node.args[0])
+            elif isinstance(node, ast.Call) and _is_deferred_log_call(node):
+                yield Use(where, node.args[1])  # ``partial(log.error, EVENT, ...)``
             elif isinstance(node, ast.ClassDef):
                 for statement in node.body:
                     if isinstance(statement, ast.Assign):
