@@ -47,7 +47,7 @@ from runner.signals import Signals
 log = get_logger("runner.cli")
 
 _COMMAND_HELP = {
-    Command.RUN: "migrate, then exec the app given after `--` (no app: same as migrate)",
+    Command.RUN: "migrate, then exec the app given after `--` (required)",
     Command.MIGRATE: "wait, lock, check revisions, upgrade to head, verify; then exit",
     Command.STATUS: "show the database and script revisions (read-only)",
     Command.CHECK: "exit 0 when the database is at head; non-zero when not (read-only)",
@@ -57,10 +57,11 @@ _COMMAND_HELP = {
 }
 
 
-def _add_options(parser: argparse.ArgumentParser) -> None:
+def _add_options(parser: argparse.ArgumentParser, *, listed: bool = True) -> None:
+    """The global options; ``listed=False`` accepts them without repeating their help."""
     group = parser.add_argument_group("options (each also read from the environment)")
     for option in OPTIONS:
-        helptext = f"{option.help} [env: {option.env}]"
+        helptext = f"{option.help} [env: {option.env}]" if listed else argparse.SUPPRESS
         if option.kind is bool:
             action = "store_false" if option.flag.startswith("--no-") else "store_true"
             group.add_argument(
@@ -102,9 +103,13 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for command in Command:
         sub = commands.add_parser(
-            command.value, help=_COMMAND_HELP[command], description=_COMMAND_HELP[command]
+            command.value,
+            help=_COMMAND_HELP[command],
+            description=_COMMAND_HELP[command],
+            epilog="Every global option (--database-url, --wait-timeout, --on-drift, ...) is "
+            "accepted here too; `alembic-deploy --help` lists them.",
         )
-        _add_options(sub)
+        _add_options(sub, listed=False)
         if command in (Command.STATUS, Command.CHECK):
             sub.add_argument(
                 "--json", action="store_true", default=False, help="print a JSON document on stdout"

@@ -388,3 +388,22 @@ def test_status_names_the_database_and_where_its_url_came_from(project: Path) ->
         url,
         "--database-url / DATABASE_URL",
     )
+
+
+@pytest.mark.parametrize("command", ["migrate", "run", "status", "check", "plan", "snapshot"])
+def test_each_commands_help_is_short_and_global_options_still_work_after_it(
+    project: Path, command: str
+) -> None:
+    import subprocess
+
+    shown = subprocess.run(
+        [sys.executable, "-m", "runner", command, "--help"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert len(shown.stdout.splitlines()) < 20, shown.stdout
+    assert "--database-url" in shown.stdout  # named in the epilog, not repeated
+    if command in ("status", "check", "plan"):
+        result = cli(project, command, "--wait-timeout", "5")
+        assert result.code in (ExitCode.OK, ExitCode.PENDING), result  # parsed, not refused
