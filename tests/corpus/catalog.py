@@ -94,7 +94,7 @@ _PG_QUERIES = {
         SELECT n.nspname, c.relname, pg_get_viewdef(c.oid)
         FROM pg_class c
         JOIN pg_namespace n ON n.oid = c.relnamespace
-        WHERE {_USER_SCHEMAS} AND c.relkind IN ('v', 'm')
+        WHERE {_USER_SCHEMAS} AND c.relkind IN ('v', 'm') AND {_NOT_IGNORED}
           AND {_NOT_EXTENSION.format(oid="c.oid")}
     """,
     "triggers": f"""
