@@ -18,6 +18,7 @@ Raises :class:`DriftError` (exit 7) from :func:`require_healable` for unhealable
 
 from __future__ import annotations
 
+import dataclasses
 import io
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -394,7 +395,7 @@ def _rebuild_op(expected: Table, actual: Table) -> Callable[[Operations], None]:
             xinfo = op.get_bind().exec_driver_sql(f"PRAGMA table_xinfo({name})").all()
             generated = {row[1] for row in xinfo if row[6] in (2, 3)}  # hidden: generated
         columns = ", ".join(quote(column) for column in copied if column not in generated)
-        old_table = old if expected.schema is None else f"{quote(expected.schema)}.{old}"
+        old_table = _target(op, dataclasses.replace(expected, name=_OLD_PREFIX + expected.name))
         op.execute(f"INSERT INTO {name} ({columns}) SELECT {columns} FROM {old_table}")
         op.execute(f"DROP TABLE {old_table}")
         op.execute("PRAGMA legacy_alter_table = OFF")
