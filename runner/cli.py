@@ -15,7 +15,7 @@ import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from functools import partial
-from typing import Any, NoReturn, TextIO
+from typing import TYPE_CHECKING, Any, NoReturn, TextIO
 
 import structlog
 
@@ -29,7 +29,6 @@ from runner.config import (
     build_settings,
     parse_value,
 )
-from runner.drift import summarize
 from runner.errors import (
     ConfigError,
     DeployError,
@@ -40,9 +39,11 @@ from runner.errors import (
 )
 from runner.launch import check_command, exec_app
 from runner.logs import configure_logging, get_logger
-from runner.pipeline import DeployReport, deploy, inspect_database, plan_sql, write_snapshot
-from runner.revisions import RevisionState
+from runner.report import DeployReport
 from runner.signals import Signals
+
+if TYPE_CHECKING:
+    from runner.revisions import RevisionState
 
 log = get_logger("runner.cli")
 
@@ -190,6 +191,8 @@ def _summary(settings: Settings, report: DeployReport, code: int, started: float
 def _print_status(
     settings: Settings, state: RevisionState, report: DeployReport, out: TextIO
 ) -> None:
+    from runner.drift import summarize
+
     drift = [finding.to_dict() for finding in report.drift_before]
     document = {
         "database": report.database,
@@ -228,7 +231,32 @@ def _print_status(
     print("\n".join(lines), file=out)
 
 
+def _fast(settings: Settings) -> bool:
+    """Whether to try the no-op fast path: the commands whose no-op answer needs no report."""
+    if settings.dry_run or settings.json or settings.adopt:
+        return False
+    if settings.command in (Command.MIGRATE, Command.RUN, Command.CHECK):
+        return settings.fast_path
+    return False
+
+
 def _dispatch(settings: Settings, report: DeployReport, started: float, out: TextIO) -> int:
+    if settings.command is Command.RUN:
+        check_command(settings.app_command)
+    if _fast(settings):
+        # Imported only now: a fast start never loads the pipeline (or Alembic).
+        from runner import fastpath
+
+        fast_started = time.perf_counter()
+        taken = fastpath.attempt(settings, report)
+        report.steps_ms["fastpath"] = round((time.perf_counter() - fast_started) * 1000, 1)
+        if taken:
+            if settings.command is Command.RUN:
+                _summary(settings, report, ExitCode.OK, started)
+                exec_app(settings.app_command)
+            return ExitCode.OK
+    from runner.pipeline import deploy, inspect_database, plan_sql, write_snapshot
+
     if settings.command is Command.SNAPSHOT:
         write_snapshot(settings)
         return ExitCode.OK
@@ -257,7 +285,6 @@ def _dispatch(settings: Settings, report: DeployReport, started: float, out: Tex
                     hint="run alembic-deploy migrate",
                 )
         return ExitCode.OK
-    check_command(settings.app_command)
     deploy(settings, report)
     if settings.command is Command.RUN and settings.app_command:
         _summary(settings, report, ExitCode.OK, started)

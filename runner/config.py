@@ -153,6 +153,14 @@ OPTIONS: tuple[Option, ...] = (
         "(environment: ALEMBIC_DEPLOY_SHADOW=0)",
     ),
     Option(
+        "fast_path",
+        "--no-fast-path",
+        "ALEMBIC_DEPLOY_FAST_PATH",
+        bool,
+        "always run the full pipeline, even when the snapshot's fast-path record says the "
+        "database is at head with no drift (environment: ALEMBIC_DEPLOY_FAST_PATH=0)",
+    ),
+    Option(
         "require_verify",
         "--require-verify",
         "ALEMBIC_DEPLOY_REQUIRE_VERIFY",
@@ -248,6 +256,7 @@ class Settings:
     snapshot_path: str | None = None
     shadow_url: str | None = field(default=None, repr=False)
     shadow: bool = True
+    fast_path: bool = True
     require_verify: bool = False
     strict_checksums: bool = False
     on_drift: OnDrift = OnDrift.HEAL
@@ -511,6 +520,17 @@ def config_file(settings: Settings) -> Path:
             hint="run from the project directory or pass --config / ALEMBIC_CONFIG",
         )
     return path
+
+
+#: The snapshot's file name beside the Alembic config (``alembic-deploy snapshot`` writes it).
+SNAPSHOT_NAME = "alembic-deploy-snapshot.json"
+
+
+def snapshot_path(settings: Settings) -> Path:
+    """``--snapshot``, else the default file beside the Alembic config."""
+    if settings.snapshot_path:
+        return Path(settings.snapshot_path)
+    return Path(settings.config_path).resolve().parent / SNAPSHOT_NAME
 
 
 def environment_snapshot() -> dict[str, str]:

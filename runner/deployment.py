@@ -93,7 +93,7 @@ def load_graph(settings: Settings, database: Database | None) -> Graph:
             hint="fix the migration file named above; `alembic heads` shows the same error",
         ) from None
     assert result.graph is not None
-    return Graph.from_records(result.graph)
+    return Graph.from_records(result.graph, result.locations or ())
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,6 +13,10 @@ from __future__ import annotations
 EVENTS: dict[str, str] = {
     # --- config ------------------------------------------------------------------------------
     "config.invalid": "a flag, environment variable, URL or the Alembic config is invalid (exit 2)",
+    # --- fastpath ---------------------------------------------------------------------------
+    "fastpath.taken": "the snapshot's sources and catalog fingerprint match a database at "
+    "head: nothing to do, verified without loading the scripts (`heads`, `objects`)",
+    "fastpath.skipped": "the no-op fast path does not apply (`reason`); the full pipeline runs",
     # --- wait --------------------------------------------------------------------------------
     "wait.retrying": "a transient connection error; the next attempt follows after `sleep_s`",
     "wait.connected": "the database accepted a connection (`attempts`, `server_version`)",

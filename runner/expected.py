@@ -19,18 +19,16 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from pathlib import Path
 from typing import TypeVar
 
 from runner.backends import ShadowUnavailable
-from runner.config import Settings
+from runner.config import Settings, snapshot_path
 from runner.deployment import Deployment, run_job
 from runner.errors import ConfigError, ReplayFailedError, RevisionGraphError
 from runner.logs import get_logger
 from runner.schema import Schema
 from runner.shadow import replay_schemas
 from runner.snapshot import (
-    DEFAULT_NAME,
     Snapshot,
     build_snapshot,
     file_checksums,
@@ -58,13 +56,6 @@ class Expected:
     heads: tuple[str, ...]
     schema: Schema | None
     source: Source
-
-
-def snapshot_path(settings: Settings) -> Path:
-    """``--snapshot``, else the default file beside the Alembic config."""
-    if settings.snapshot_path:
-        return Path(settings.snapshot_path)
-    return Path(settings.config_path).resolve().parent / DEFAULT_NAME
 
 
 def scope(settings: Settings) -> tuple[str | None, ...]:

@@ -36,8 +36,10 @@ class RevisionFile:
 class Graph:
     """Heads, ancestry and upgrade ranges of the project's revisions."""
 
-    def __init__(self, files: Sequence[RevisionFile]) -> None:
+    def __init__(self, files: Sequence[RevisionFile], locations: Sequence[str] = ()) -> None:
         self.files: Mapping[str, RevisionFile] = {f.revision: f for f in files}
+        #: The script folder (env.py) and every version location, absolute.
+        self.locations: tuple[str, ...] = tuple(locations)
         _check_references(files)
         self._map = RevisionMap(lambda: [_revision(f) for f in files])
         try:
@@ -50,7 +52,9 @@ class Graph:
             ) from exc
 
     @classmethod
-    def from_records(cls, records: Sequence[Mapping[str, Any]]) -> Graph:
+    def from_records(
+        cls, records: Sequence[Mapping[str, Any]], locations: Sequence[str] = ()
+    ) -> Graph:
         return cls(
             [
                 RevisionFile(
@@ -61,7 +65,8 @@ class Graph:
                     path=r["path"],
                 )
                 for r in records
-            ]
+            ],
+            locations,
         )
 
     def knows(self, revision: str) -> bool:

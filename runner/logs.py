@@ -123,6 +123,8 @@ def reassert_stdlib_logging() -> None:
         "alembic": logging.INFO,
         # We emit structured events for what the migration runner says ("Running upgrade").
         "alembic.runtime.migration": logging.DEBUG if debug else logging.WARNING,
+        # Alembic 1.17+ announces each built-in plugin at INFO when it is imported.
+        "alembic.runtime.plugins": logging.DEBUG if debug else logging.WARNING,
         "sqlalchemy": logging.WARNING,
         "sqlalchemy.engine": logging.INFO if debug else logging.WARNING,
     }

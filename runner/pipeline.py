@@ -16,14 +16,13 @@ import os
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import structlog
 
 from runner.adopt import rank_revisions, stamp
 from runner.backends import Database, ShadowUnavailable
-from runner.config import OnDrift, Settings
+from runner.config import OnDrift, Settings, snapshot_path
 from runner.deployment import Deployment, load_graph, run_job
 from runner.drift import Finding, FindingKind
 from runner.embedded import embedded_postgres
@@ -34,45 +33,19 @@ from runner.errors import (
     PostUpgradeDriftError,
     UnstampedDatabaseError,
 )
-from runner.expected import Expected, ExpectedSchemas, scope, snapshot_path
+from runner.expected import Expected, ExpectedSchemas, scope
 from runner.heal import apply_repairs, plan_repairs, render_repairs, require_healable, row_checker
 from runner.lock import Locker
 from runner.logs import get_logger
 from runner.project import database_url, load_config, target_url, url_source
+from runner.report import DeployReport
 from runner.revisions import RevisionState, read_db_heads, read_revisions
 from runner.snapshot import build_snapshot, file_checksums, load_snapshot
-from runner.upgrade import AppliedRevision, upgrade_to_head
+from runner.upgrade import upgrade_to_head
 from runner.verify import Verification, reflect_database, verify_schema
 from runner.wait import wait_for_database
 
 log = get_logger(__name__)
-
-
-@dataclass(slots=True)
-class DeployReport:
-    """What a run did, filled in as it goes (so a failed run can still be summarised)."""
-
-    db_heads_before: tuple[str, ...] = ()
-    db_heads_after: tuple[str, ...] = ()
-    script_heads: tuple[str, ...] = ()
-    pending: tuple[str, ...] = ()
-    applied: list[AppliedRevision] = field(default_factory=list)
-    skipped_operations: int = 0
-    steps_ms: dict[str, float] = field(default_factory=dict)
-    expected_source: str = "none"
-    drift_before: list[Finding] = field(default_factory=list)
-    drift_after: list[Finding] = field(default_factory=list)
-    repairs: list[str] = field(default_factory=list)
-    #: ``--dry-run`` / ``plan``: the SQL the repairs would run, and what none can heal.
-    repair_sql: list[str] = field(default_factory=list)
-    unhealable: list[Finding] = field(default_factory=list)
-    #: ``status`` of a drifted database: the revision it physically matches best.
-    closest: str | None = None
-    #: ``plan`` / ``--dry-run``: the offline SQL of the pending revisions.
-    pending_sql: str = ""
-    #: The database looked at (password masked) and where its URL came from.
-    database: str | None = None
-    url_source: str | None = None
 
 
 @contextmanager

@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from runner import fastpath
+from runner.backends import Database
 from runner.deployment import Deployment
 from runner.errors import ConfigError
 from runner.graph import Graph
@@ -31,7 +33,6 @@ from runner.shadow import excluded_tables, replay, scratch_database
 log = get_logger(__name__)
 
 FORMAT = "alembic-deploy-snapshot/1"
-DEFAULT_NAME = "alembic-deploy-snapshot.json"
 
 
 def state_key(heads: tuple[str, ...] | list[str]) -> str:
@@ -64,6 +65,9 @@ class Snapshot:
     states: Mapping[str, tuple[tuple[str, ...], tuple[str, ...]]] = field(default_factory=dict)
     #: Each state's base (its first parent's state) for the delta encoding of the file.
     bases: Mapping[str, str | None] = field(default_factory=dict)
+    #: What the no-op fast path compares (:func:`runner.fastpath.record`); None when the
+    #: graph has several heads.
+    fastpath: Mapping[str, Any] | None = None
 
     def schema_for(self, heads: tuple[str, ...]) -> Schema | None:
         entry = self.states.get(state_key(heads))
@@ -103,6 +107,7 @@ class Snapshot:
             "format": FORMAT,
             "dialect": self.dialect,
             "server_version": self.server_version,
+            "fastpath": dict(self.fastpath) if self.fastpath else None,
             "schemas": list(self.schemas),
             "checksums": dict(sorted(self.checksums.items())),
             "states": states,
@@ -165,7 +170,12 @@ class Snapshot:
             enums={d: Enum.from_dict(e) for d, e in data["enums"].items()},
             states=states,
             bases={key: entry["base"] for key, entry in encoded.items()},
+            fastpath=data.get("fastpath"),
         )
+
+
+#: Keys written on one line: the fast path reads its record without parsing the whole file.
+_ONE_LINE = {"fastpath"}
 
 
 def _layout(document: dict[str, Any]) -> str:
@@ -179,7 +189,7 @@ def _layout(document: dict[str, Any]) -> str:
     for index, key in enumerate(keys):
         comma = "," if index < len(keys) - 1 else ""
         value = document[key]
-        if isinstance(value, dict) and value:
+        if isinstance(value, dict) and value and key not in _ONE_LINE:
             lines.append(f"{compact(key)}:{{")
             entries = list(value.items())
             for position, (name, item) in enumerate(entries):
@@ -220,6 +230,19 @@ def usable_schema(
     if any(snapshot.checksums.get(rev) != checksums.get(rev) for rev in needed):
         return None
     return snapshot.schema_for(heads)
+
+
+def _fastpath_record(
+    dep: Deployment, shadow: Database, schemas: tuple[str | None, ...]
+) -> dict[str, Any]:
+    engine = shadow.engine(dep.settings)
+    try:
+        with engine.connect() as conn:
+            return fastpath.record(
+                dep.settings, conn, dep.graph.heads, dep.graph.locations, schemas
+            )
+    finally:
+        engine.dispose()
 
 
 def build_snapshot(
@@ -266,6 +289,7 @@ def build_snapshot(
             groups.append([])  # another branch is applied here: start from an empty database
         groups[-1].append(revision)
         done = needed
+    fast: dict[str, Any] | None = None
     for group in groups:
         # One upgrade run per group, as a deploy runs it, recording each revision's schema
         # from inside its transaction (a chain may only work in one run, e.g. enum types).
@@ -280,6 +304,9 @@ def build_snapshot(
                 watch=watch,
                 each_revision=True,
             )
+            if graph.heads == (group[-1],):
+                # The clean replay at the single head: what the no-op fast path compares with.
+                fast = _fastpath_record(dep, shadow, schemas)
         applied: set[str] = set()
         for revision in found.applied:
             applied.add(revision)
@@ -307,6 +334,7 @@ def build_snapshot(
         enums=enums,
         states=states,
         bases=bases,
+        fastpath=fast,
     )
     log.info("snapshot.built", revisions=len(states), tables=len(tables), enums=len(enums))
     return snapshot

@@ -88,6 +88,8 @@ class JobResult:
     #: The schema each revision left (``reflect_each``), keyed by revision.
     revision_schemas: dict[str, dict[str, Any]] = field(default_factory=dict)
     graph: list[dict[str, Any]] | None = None
+    #: ``graph``: the script folder and every version location (absolute paths).
+    locations: list[str] | None = None
     sql: str | None = None
     configured: dict[str, Any] | None = None
 
@@ -264,6 +266,7 @@ class _Run:
 
     def _on_graph(self, record: dict[str, Any]) -> None:
         self.result.graph = record["revisions"]
+        self.result.locations = record.get("locations")
 
     def _on_configured(self, record: dict[str, Any]) -> None:
         self.result.configured = record

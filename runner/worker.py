@@ -363,7 +363,9 @@ class Worker:
                     "path": rev.path,
                 }
             )
-        self.channel.send("graph", revisions=revisions)
+        # What the no-op fast path hashes instead of loading the scripts (runner.fastpath).
+        locations = [str(script.dir), *(str(p) for p in script._version_locations)]
+        self.channel.send("graph", revisions=revisions, locations=locations)
 
     def upgrade(self) -> None:
         """Migrate through each stage's targets, reflecting after each stage when asked

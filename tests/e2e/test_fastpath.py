@@ -1,0 +1,252 @@
+"""The no-op fast path is taken only when it is safe.
+
+A database at the snapshot's head, with the scripts and config the snapshot hashed and a
+catalog identical to the clean replay's, is answered without the graph worker (no
+``step.finished step=scripts``). Every other case: an edited, added or removed revision file,
+an edited env.py, any drift (a dropped index, a changed column type, a missing constraint, an
+extra table), a database behind head, a snapshot of another project or dialect, another version
+table: ``fastpath.skipped`` and the full pipeline, which then decides as it always did.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from runner.errors import ExitCode
+from runner.fastpath import server_refusal
+from tests.e2e.helpers import execute
+from tests.fixtures.cli import CliResult, run_cli
+
+Project = Callable[[str], Path]
+
+HEAD = "aa0000000007"
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def deployed(request: pytest.FixtureRequest, project: Project, tmp_path: Path) -> tuple[Path, str]:
+    """The ``linear`` project with a snapshot, its database migrated to head (full path)."""
+    ini = project("linear")
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'app.db'}"
+        built = run_cli("snapshot", "--config", str(ini), env={"DATABASE_URL": url})
+    else:
+        make_db = request.getfixturevalue("make_db")
+        url = make_db()
+        built = run_cli(
+            "snapshot", "--config", str(ini), "--shadow-url", make_db(), env={"DATABASE_URL": url}
+        )
+    assert built.returncode == ExitCode.OK, built
+    first = migrate(ini, url)
+    assert first.returncode == ExitCode.OK, first
+    assert first.named("fastpath.skipped"), first  # an empty database: not at head
+    return ini, url
+
+
+def migrate(ini: Path, url: str, *extra: str, command: str = "migrate") -> CliResult:
+    return run_cli(command, "--config", str(ini), *extra, env={"DATABASE_URL": url})
+
+
+def took_fast_path(result: CliResult) -> bool:
+    steps = {event.get("step") for event in result.named("step.finished")}
+    if result.named("fastpath.taken"):
+        assert "scripts" not in steps, "the fast path loaded the scripts"
+        return True
+    return False
+
+
+def skipped(result: CliResult) -> str:
+    (event,) = result.named("fastpath.skipped")
+    return str(event["reason"])
+
+
+def test_a_no_op_start_takes_the_fast_path(deployed: tuple[Path, str]) -> None:
+    ini, url = deployed
+    for command in ("migrate", "check"):
+        result = migrate(ini, url, command=command)
+        assert result.returncode == ExitCode.OK, result
+        assert took_fast_path(result), result
+    assert took_fast_path(
+        run_cli(
+            "run",
+            "--config",
+            str(ini),
+            "--",
+            "python",
+            "-c",
+            "print('app started')",
+            env={"DATABASE_URL": url},
+        )
+    )
+
+
+def test_no_fast_path_flag_runs_the_full_pipeline(deployed: tuple[Path, str]) -> None:
+    ini, url = deployed
+    result = migrate(ini, url, "--no-fast-path")
+    assert result.returncode == ExitCode.OK, result
+    assert not result.named("fastpath.taken") and not result.named("fastpath.skipped")
+    assert "scripts" in {event.get("step") for event in result.named("step.finished")}
+
+
+def _edit_revision(ini: Path) -> None:
+    path = next((ini.parent / "migrations" / "versions").glob("aa0000000003_*.py"))
+    path.write_text(path.read_text() + "\n# edited after the snapshot\n")
+
+
+def _add_revision(ini: Path) -> None:
+    (ini.parent / "migrations" / "versions" / "aa0000000008_notes.py").write_text(
+        '"""notes"""\n'
+        "from alembic import op\n"
+        "import sqlalchemy as sa\n\n"
+        'revision = "aa0000000008"\n'
+        f'down_revision = "{HEAD}"\n'
+        "branch_labels = None\n"
+        "depends_on = None\n\n\n"
+        "def upgrade() -> None:\n"
+        '    op.create_table("notes", sa.Column("id", sa.Integer(), primary_key=True))\n\n\n'
+        "def downgrade() -> None:\n"
+        '    op.drop_table("notes")\n'
+    )
+
+
+def _remove_revision(ini: Path) -> None:
+    next((ini.parent / "migrations" / "versions").glob(f"{HEAD}_*.py")).unlink()
+
+
+def _edit_env(ini: Path) -> None:
+    env = ini.parent / "migrations" / "env.py"
+    env.write_text(env.read_text() + "\n# edited after the snapshot\n")
+
+
+SCRIPT_CHANGES = {
+    "edited revision file": (_edit_revision, ExitCode.OK),
+    "added revision file": (_add_revision, ExitCode.OK),
+    # The full path refuses a database stamped with a revision the scripts no longer have.
+    "removed revision file": (_remove_revision, ExitCode.REVISION_GRAPH),
+    "edited env.py": (_edit_env, ExitCode.OK),
+}
+
+
+@pytest.mark.parametrize("change", sorted(SCRIPT_CHANGES), ids=str)
+def test_changed_scripts_take_the_full_path(deployed: tuple[Path, str], change: str) -> None:
+    ini, url = deployed
+    edit, code = SCRIPT_CHANGES[change]
+    edit(ini)
+    result = migrate(ini, url)
+    assert "scripts or the Alembic config changed" in skipped(result), result
+    assert result.returncode == code, result
+    if change == "added revision file":
+        assert [a["revision"] for a in result.named("upgrade.revision_applied")] == [
+            "aa0000000008"
+        ], result
+
+
+DRIFT = {
+    "dropped index": ("DROP INDEX ix_files_user_id", True),
+    "dropped foreign key": ("ALTER TABLE analyses DROP CONSTRAINT fk_analyses_file_id_files", True),
+    "changed column type": ("ALTER TABLE analyses ALTER COLUMN kind TYPE varchar(64)", False),
+    "dropped column": ("ALTER TABLE users DROP COLUMN name", True),
+    "extra table": ("CREATE TABLE scratch_notes (id integer PRIMARY KEY)", False),
+}
+
+
+@pytest.mark.parametrize("damage", sorted(DRIFT), ids=str)
+def test_any_drift_takes_the_full_path(deployed: tuple[Path, str], damage: str) -> None:
+    ini, url = deployed
+    statement, healed = DRIFT[damage]
+    if url.startswith("sqlite") and ("ALTER COLUMN" in statement or "CONSTRAINT" in statement):
+        pytest.skip("SQLite cannot alter a column or drop a constraint in place")
+    execute(url, statement)
+    result = migrate(ini, url)
+    assert "the catalog differs" in skipped(result), result
+    assert result.returncode == ExitCode.OK, result
+    if healed:
+        assert result.named("heal.repair_applied"), result
+        # The heal made the catalog identical to a clean upgrade's: fast again.
+        assert took_fast_path(migrate(ini, url))
+
+
+def test_a_database_behind_head_takes_the_full_path(
+    project: Project, make_db: Callable[[], str]
+) -> None:
+    ini = project("linear")
+    url = make_db()
+    run_cli("snapshot", "--config", str(ini), "--shadow-url", make_db(), env={"DATABASE_URL": url})
+    assert migrate(ini, url).returncode == ExitCode.OK
+    execute(url, "UPDATE alembic_version SET version_num = 'aa0000000006'", "DROP TABLE settings")
+    result = migrate(ini, url)
+    assert "not at the snapshot's head" in skipped(result), result
+    assert [a["revision"] for a in result.named("upgrade.revision_applied")] == [HEAD]
+
+
+def test_a_snapshot_of_another_project_is_not_trusted(
+    deployed: tuple[Path, str], project: Project, tmp_path: Path
+) -> None:
+    ini, url = deployed
+    other = project("linear_envurl")
+    built = run_cli(
+        "snapshot", "--config", str(other), env={"DATABASE_URL": f"sqlite:///{tmp_path}/o.db"}
+    )
+    assert built.returncode == ExitCode.OK, built
+    shutil.copy(other.parent / "alembic-deploy-snapshot.json", ini.parent)
+    result = migrate(ini, url)
+    assert not took_fast_path(result), result
+    assert result.named("fastpath.skipped"), result
+
+
+def test_a_snapshot_of_another_dialect_is_not_trusted(
+    project: Project, make_db: Callable[[], str], tmp_path: Path
+) -> None:
+    ini = project("linear")
+    built = run_cli(
+        "snapshot", "--config", str(ini), env={"DATABASE_URL": f"sqlite:///{tmp_path}/s.db"}
+    )
+    assert built.returncode == ExitCode.OK, built
+    url = make_db()
+    assert migrate(ini, url).returncode == ExitCode.OK
+    result = migrate(ini, url)
+    assert "built on sqlite, not postgresql" in skipped(result), result
+    assert result.returncode == ExitCode.OK, result
+
+
+def test_another_version_table_is_not_trusted(deployed: tuple[Path, str]) -> None:
+    ini, url = deployed
+    result = migrate(ini, url, "--version-table", "other_version")
+    assert "another version table" in skipped(result), result
+
+
+@pytest.mark.parametrize(
+    ("banner", "version", "trusted"),
+    [
+        ("PostgreSQL 15.18 (Debian 15.18-0+deb12u1) on x86_64-pc-linux-gnu", (15, 18), True),
+        ("PostgreSQL 18.1 on x86_64-pc-linux-gnu, compiled by gcc", (18, 1), True),
+        ("PostgreSQL 11.22 on x86_64-pc-linux-gnu", (11, 22), False),
+        ("PostgreSQL 27.0 on x86_64-pc-linux-gnu", (27, 0), False),
+        ("CockroachDB CCL v23.1.11 (x86_64-pc-linux-gnu)", (13, 0), False),
+        ("PostgreSQL 8.0.2 on i686-pc-linux-gnu, Redshift 1.0.77467", (8, 0), False),
+        ("PostgreSQL 11.2-YB-2.18.0.0-b0 on x86_64-pc-linux-gnu", (11, 2), False),
+    ],
+)
+def test_only_known_servers_are_fingerprinted(
+    banner: str, version: tuple[int, ...], trusted: bool
+) -> None:
+    assert (server_refusal(banner, version) is None) is trusted
+
+
+def test_the_default_snapshot_server_gives_a_fast_start(
+    project: Project, make_db: Callable[[], str]
+) -> None:
+    """``snapshot`` without --shadow-url builds on the embedded PostgreSQL (18), whatever the
+    target runs: the fingerprint must not depend on the server's major version."""
+    ini = project("linear")
+    url = make_db()
+    built = run_cli("snapshot", "--config", str(ini), env={"DATABASE_URL": url})
+    assert built.returncode == ExitCode.OK, built
+    if not built.named("snapshot.server_started"):
+        pytest.skip("no embedded PostgreSQL here: the snapshot was built on the target")
+    assert migrate(ini, url).returncode == ExitCode.OK
+    result = migrate(ini, url)
+    assert took_fast_path(result), result
