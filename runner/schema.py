@@ -497,7 +497,8 @@ class _Catalog:
 class _DialectRules:
     """Everything reflection and metadata conversion do differently per dialect."""
 
-    read_catalog: Callable[[Connection, Inspector, str | None], _Catalog]
+    #: (conn, inspector, schema, table names or None for all) -> the catalog of those tables
+    read_catalog: Callable[[Connection, Inspector, str | None, Sequence[str] | None], _Catalog]
     # (kind, table, columns) -> the name the database gives an unnamed constraint;
     # kind is "pkey", "key" (unique), "fkey" or "check".
     default_name: Callable[[str, str, tuple[str, ...]], str | None]
@@ -506,7 +507,9 @@ class _DialectRules:
     type_alias: Callable[[str], str]
 
 
-def _no_catalog(conn: Connection, inspector: Inspector, schema: str | None) -> _Catalog:
+def _no_catalog(
+    conn: Connection, inspector: Inspector, schema: str | None, names: Sequence[str] | None
+) -> _Catalog:
     return _Catalog()
 
 
@@ -536,6 +539,7 @@ _PG_INDEXES = text(
     JOIN pg_catalog.pg_class t ON t.oid = x.indrelid
     JOIN pg_catalog.pg_namespace n ON n.oid = t.relnamespace
     WHERE n.nspname = :schema AND t.relkind IN ('r', 'p')
+      AND (:all_tables OR t.relname = ANY(:names))
     """
 )
 _PG_CONSTRAINTS = text(
@@ -546,6 +550,7 @@ _PG_CONSTRAINTS = text(
     JOIN pg_catalog.pg_class t ON t.oid = c.conrelid
     JOIN pg_catalog.pg_namespace n ON n.oid = t.relnamespace
     WHERE n.nspname = :schema AND c.contype IN ('p', 'u', 'c', 'f', 'x')
+      AND (:all_tables OR t.relname = ANY(:names))
     """
 )
 # One row per column (and one per table with column NULL, for the table's comment): the
@@ -561,6 +566,7 @@ _PG_COLUMNS = text(
     FROM pg_catalog.pg_class t
     JOIN pg_catalog.pg_namespace n ON n.oid = t.relnamespace
     WHERE n.nspname = :schema AND t.relkind IN ('r', 'p')
+      AND (:all_tables OR t.relname = ANY(:names))
     UNION ALL
     SELECT t.relname, a.attname, pg_catalog.format_type(a.atttypid, a.atttypmod),
            CASE WHEN a.attcollation <> 0 AND a.attcollation <> ty.typcollation
@@ -587,7 +593,7 @@ _PG_COLUMNS = text(
         LIMIT 1
     ) s ON true
     WHERE n.nspname = :schema AND t.relkind IN ('r', 'p') AND a.attnum > 0
-      AND NOT a.attisdropped
+      AND NOT a.attisdropped AND (:all_tables OR t.relname = ANY(:names))
     """
 )
 _SERIALS = {"integer": "serial", "bigint": "bigserial", "smallint": "smallserial"}
@@ -618,13 +624,15 @@ def _pg_column_text(row: Any) -> str:
     return text_
 
 
-def _pg_catalog(conn: Connection, inspector: Inspector, schema: str | None) -> _Catalog:
+def _pg_catalog(
+    conn: Connection, inspector: Inspector, schema: str | None, names: Sequence[str] | None
+) -> _Catalog:
     # Enum labels in enumsortorder; pg_index.indisvalid (a CREATE INDEX CONCURRENTLY that
     # failed) and pg_constraint.convalidated (ADD CONSTRAINT .. NOT VALID), which SQLAlchemy
     # 2.0 does not reflect; and the server's own definitions of every column, index and
     # constraint. Three queries whatever the number of tables.
     namespace = schema if schema is not None else inspector.default_schema_name
-    params = {"schema": namespace}
+    params = {"schema": namespace, "all_tables": names is None, "names": list(names or ())}
     enums = tuple(
         Enum(schema, item["name"], tuple(item["labels"]))
         for item in cast(Any, inspector).get_enums(schema=namespace)
@@ -688,7 +696,9 @@ def _sqlite_uniques(
     return found
 
 
-def _sqlite_catalog(conn: Connection, inspector: Inspector, schema: str | None) -> _Catalog:
+def _sqlite_catalog(
+    conn: Connection, inspector: Inspector, schema: str | None, names: Sequence[str] | None
+) -> _Catalog:
     # sqlite_master keeps every table's and index's CREATE statement as written: heal
     # replays them, and indexes on expressions (which SQLAlchemy skips) are read from them.
     master = sa.table(
@@ -704,6 +714,9 @@ def _sqlite_catalog(conn: Connection, inspector: Inspector, schema: str | None) 
             master.c.type.in_(("table", "index", "trigger")), master.c.sql.is_not(None)
         )
     ).all()
+    if names is not None:
+        wanted = set(names)
+        rows = [row for row in rows if row.tbl_name in wanted]
     triggers: dict[str, list[str]] = {}
     for row in rows:
         if row.type == "trigger":
@@ -793,8 +806,12 @@ def reflect_schema(
     *,
     schemas: Sequence[str | None] = (None,),
     exclude_tables: Collection[str] = ("alembic_version",),
+    only: Collection[TableKey] | None = None,
 ) -> Schema:
     """Reflect the tables and enums of ``schemas`` (None: the default schema) in bulk.
+
+    ``only`` restricts the tables to those keys (enums are always all read): the snapshot
+    build reflects only what a revision changed (:func:`table_digests`).
 
     Issues a fixed number of statements per schema whatever the number of tables: 10 on
     PostgreSQL, after a few lookups SQLAlchemy caches once per dialect (its index query
@@ -812,11 +829,103 @@ def reflect_schema(
         # SQLite's indexes on expressions are read from their CREATE INDEX text instead.
         warnings.filterwarnings("ignore", "Skipped unsupported reflection", sa.exc.SAWarning)
         for schema in wanted:
-            catalog = rules.read_catalog(conn, inspector, schema)
+            names = None if only is None else sorted(n for s, n in only if s == schema)
+            catalog = rules.read_catalog(conn, inspector, schema, names)
             enums.update((enum.key, enum) for enum in catalog.enums)
-            for table in _reflect_tables(inspector, conn.dialect, schema, excluded, catalog):
+            if names == []:
+                continue
+            found = _reflect_tables(inspector, conn.dialect, schema, excluded, catalog, names)
+            for table in found:
                 tables[table.key] = table
     return Schema(tables=tables, enums=enums, schemas=wanted)
+
+
+# One digest per table over everything reflection reads about it, in the server's words:
+# columns (type, nullability, default, identity and its sequence, generation, collation,
+# comment), constraints, indexes, triggers, the table's kind and comment. The snapshot build
+# re-reflects only the tables whose digest a revision changed.
+_PG_TABLE_DIGESTS = text(
+    """
+    WITH rel AS (
+        SELECT c.oid, c.relname, c.relkind FROM pg_catalog.pg_class c
+        JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+        WHERE n.nspname = :schema AND c.relkind IN ('r', 'p')
+    ), line AS (
+        SELECT r.relname, format('t %L %L', r.relkind,
+                                 pg_catalog.obj_description(r.oid, 'pg_class')) AS text
+        FROM rel r
+        UNION ALL
+        SELECT r.relname, format('c %L %L %L %L %L %L %L %L %L', a.attname,
+               pg_catalog.format_type(a.atttypid, a.atttypmod), a.attnotnull,
+               pg_catalog.pg_get_expr(d.adbin, d.adrelid), a.attidentity, a.attgenerated,
+               a.attcollation, pg_catalog.col_description(r.oid, a.attnum),
+               (SELECT row(q.*)::text FROM pg_catalog.pg_depend dep
+                JOIN pg_catalog.pg_sequence q ON q.seqrelid = dep.objid
+                WHERE dep.refobjid = r.oid AND dep.refobjsubid = a.attnum
+                  AND dep.classid = 'pg_catalog.pg_class'::pg_catalog.regclass
+                  AND dep.deptype IN ('a', 'i') LIMIT 1))
+        FROM rel r
+        JOIN pg_catalog.pg_attribute a ON a.attrelid = r.oid AND a.attnum > 0
+                                       AND NOT a.attisdropped
+        LEFT JOIN pg_catalog.pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+        UNION ALL
+        SELECT r.relname, format('k %L %L %L', k.conname, k.convalidated,
+                                 pg_catalog.pg_get_constraintdef(k.oid))
+        FROM rel r JOIN pg_catalog.pg_constraint k ON k.conrelid = r.oid
+        UNION ALL
+        SELECT r.relname, format('i %L %L', x.indisvalid, pg_catalog.pg_get_indexdef(x.indexrelid))
+        FROM rel r JOIN pg_catalog.pg_index x ON x.indrelid = r.oid
+        UNION ALL
+        SELECT r.relname, format('g %L', pg_catalog.pg_get_triggerdef(g.oid))
+        FROM rel r JOIN pg_catalog.pg_trigger g ON g.tgrelid = r.oid AND NOT g.tgisinternal
+    )
+    SELECT relname, encode(sha256(convert_to(
+               string_agg(text, E'\n' ORDER BY text COLLATE "C"), 'UTF8')), 'hex') AS digest
+    FROM line GROUP BY relname
+    """
+)
+
+
+def table_digests(
+    conn: Connection,
+    *,
+    schemas: Sequence[str | None] = (None,),
+    exclude_tables: Collection[str] = ("alembic_version",),
+) -> dict[TableKey, str]:
+    """A digest of each table's catalog entry: one query per schema on PostgreSQL.
+
+    Two equal digests mean :func:`reflect_schema` would read the table the same way; other
+    dialects digest each table's ``sqlite_master`` rows (its CREATE TABLE, indexes, triggers).
+    """
+    excluded = frozenset(exclude_tables)
+    found: dict[TableKey, str] = {}
+    for schema in dict.fromkeys(schemas):
+        if conn.dialect.name == "postgresql":
+            namespace = schema if schema is not None else sa.inspect(conn).default_schema_name
+            rows = conn.execute(_PG_TABLE_DIGESTS, {"schema": namespace}).all()
+            found.update(
+                ((schema, row.relname), row.digest) for row in rows if row.relname not in excluded
+            )
+            continue
+        master = sa.table(
+            "sqlite_master",
+            sa.column("type"),
+            sa.column("tbl_name"),
+            sa.column("sql"),
+            schema=schema,
+        )
+        texts: dict[str, list[str]] = {}
+        listed = sa.select(master.c.type, master.c.tbl_name, master.c.sql).where(
+            master.c.type.in_(("table", "index", "trigger"))
+        )
+        for row in conn.execute(listed):
+            if row.tbl_name not in excluded and not row.tbl_name.startswith("sqlite_"):
+                texts.setdefault(row.tbl_name, []).append(f"{row.type} {row.sql}")
+        found.update(
+            ((schema, name), hashlib.sha256("\n".join(sorted(items)).encode()).hexdigest())
+            for name, items in texts.items()
+        )
+    return found
 
 
 def _reflect_tables(
@@ -825,13 +934,15 @@ def _reflect_tables(
     schema: str | None,
     excluded: frozenset[str],
     catalog: _Catalog,
+    names: Sequence[str] | None = None,
 ) -> Iterator[Table]:
-    columns = dict(inspector.get_multi_columns(schema=schema))
-    pks = dict(inspector.get_multi_pk_constraint(schema=schema))
-    indexes = dict(inspector.get_multi_indexes(schema=schema))
-    uniques = dict(inspector.get_multi_unique_constraints(schema=schema))
-    checks = dict(inspector.get_multi_check_constraints(schema=schema))
-    fks = dict(inspector.get_multi_foreign_keys(schema=schema))
+    kw: dict[str, Any] = {"schema": schema, "filter_names": names}
+    columns = dict(inspector.get_multi_columns(**kw))
+    pks = dict(inspector.get_multi_pk_constraint(**kw))
+    indexes = dict(inspector.get_multi_indexes(**kw))
+    uniques = dict(inspector.get_multi_unique_constraints(**kw))
+    checks = dict(inspector.get_multi_check_constraints(**kw))
+    fks = dict(inspector.get_multi_foreign_keys(**kw))
     constraint_text = catalog.constraint_text
     for key in sorted(columns, key=_key_order):
         name = key[1]

@@ -32,7 +32,7 @@ from runner.errors import ConfigError, DeployError, ExitCode, ReplayFailedError
 from runner.logs import get_logger
 from runner.project import target_url
 from runner.revisions import read_db_heads
-from runner.schema import Schema
+from runner.schema import Enum, Schema, Table
 from runner.supervise import Supervisor, WorkerFailed
 from runner.wait import describe
 
@@ -264,7 +264,7 @@ def replay(
         return ReplayResult(
             stages=[],
             applied=[record["revision"] for record in result.applied],
-            revisions={r: Schema.from_dict(d) for r, d in result.revision_schemas.items()},
+            revisions=_shared_schemas(result.revision_schemas),
         )
     return ReplayResult(
         stages=[Schema.from_dict(result.schemas[i] or {}) for i in range(len(stages))]
@@ -302,6 +302,28 @@ def replay_schemas(
         )
     log.info("shadow.replayed", stages=[list(stage) for stage in stages])
     return results
+
+
+def _shared_schemas(records: Mapping[str, Mapping[str, Any]]) -> dict[str, Schema]:
+    """Each revision's schema, a table dict shared by several revisions parsed once (the
+    worker sends only what each revision changed): linear in the tables, not quadratic."""
+    parsed: dict[int, Table] = {}
+
+    def table(item: Mapping[str, Any]) -> Table:
+        found = parsed.get(id(item))
+        if found is None:
+            found = parsed[id(item)] = Table.from_dict(item)
+        return found
+
+    schemas = {}
+    for revision, record in records.items():
+        tables = [table(item) for item in record["tables"]]
+        schemas[revision] = Schema(
+            tables={t.key: t for t in tables},
+            enums={e.key: e for e in (Enum.from_dict(item) for item in record["enums"])},
+            schemas=tuple(record["schemas"]),
+        )
+    return schemas
 
 
 def excluded_tables(settings: Settings) -> tuple[str, ...]:

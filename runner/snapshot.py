@@ -232,15 +232,18 @@ def usable_schema(
     return snapshot.schema_for(heads)
 
 
+def _ordered(schemas: set[str | None]) -> tuple[str | None, ...]:
+    """The default schema (None) first, then the others by name."""
+    return tuple(sorted(schemas, key=lambda s: (s is not None, s or "")))
+
+
 def _fastpath_record(
     dep: Deployment, shadow: Database, schemas: tuple[str | None, ...]
 ) -> dict[str, Any]:
     engine = shadow.engine(dep.settings)
     try:
         with engine.connect() as conn:
-            return fastpath.record(
-                dep.settings, conn, dep.graph.heads, dep.graph.locations, schemas
-            )
+            return fastpath.record(dep.settings, conn, dep.graph, schemas)
     finally:
         engine.dispose()
 
@@ -264,6 +267,7 @@ def build_snapshot(
     excluded = excluded_tables(dep.settings)
 
     seen: set[str | None] = set(schemas)
+    digests: dict[int, str] = {}  # a Table shared by many revisions is hashed once
 
     def record(key: str, schema: Schema) -> None:
         seen.update(schema.schemas)
@@ -271,7 +275,10 @@ def build_snapshot(
         for table in schema.tables.values():
             # Keyed by everything recorded, the server's text included: a later revision
             # that only changes a comment or a collation keeps its own definition.
-            digest = hashlib.sha256(canonical_json(table.to_dict()).encode()).hexdigest()[:16]
+            digest = digests.get(id(table))
+            if digest is None:
+                digest = hashlib.sha256(canonical_json(table.to_dict()).encode()).hexdigest()[:16]
+                digests[id(table)] = digest
             tables[digest] = table
             table_ids.append(digest)
         enum_ids = []
@@ -305,8 +312,12 @@ def build_snapshot(
                 each_revision=True,
             )
             if graph.heads == (group[-1],):
-                # The clean replay at the single head: what the no-op fast path compares with.
-                fast = _fastpath_record(dep, shadow, schemas)
+                # The clean replay at the single head: what the no-op fast path compares with,
+                # over every schema the migrations created tables in.
+                touched = {
+                    s for found_schema in found.revisions.values() for s in found_schema.schemas
+                }
+                fast = _fastpath_record(dep, shadow, _ordered({*seen, *touched}))
         applied: set[str] = set()
         for revision in found.applied:
             applied.add(revision)
@@ -328,7 +339,7 @@ def build_snapshot(
     snapshot = Snapshot(
         dialect=dep.database.dialect,
         server_version=".".join(str(p) for p in version[:1]),
-        schemas=tuple(sorted(seen, key=lambda s: (s is not None, s or ""))),
+        schemas=_ordered(seen),
         checksums=file_checksums(graph),
         tables=tables,
         enums=enums,

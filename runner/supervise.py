@@ -131,6 +131,8 @@ class _Run:
     def __init__(self, supervisor: Supervisor, job: dict[str, Any], env: Mapping[str, str]):
         self.s = supervisor
         self.result = JobResult()
+        #: ``reflect_each``: the tables after the latest revision, by (schema, name).
+        self._tables: dict[tuple[Any, str], dict[str, Any]] = {}
         self.failed: dict[str, Any] | None = None
         self.completed = False
         self.pids: list[int] = []
@@ -345,7 +347,21 @@ class _Run:
         )
 
     def _on_schema(self, record: dict[str, Any]) -> None:
-        if record.get("revision"):
+        if "delta" in record:
+            # Only what the revision changed: applied to the previous revision's tables, whose
+            # dicts are shared (not copied) between the revisions that did not change them.
+            delta = record["delta"]
+            tables = self._tables
+            for key in delta["removed"]:
+                tables.pop((key[0], key[1]), None)
+            for table in delta["tables"]:
+                tables[(table["schema"], table["name"])] = table
+            self.result.revision_schemas[record["revision"]] = {
+                "tables": list(tables.values()),
+                "enums": delta["enums"],
+                "schemas": delta["schemas"],
+            }
+        elif record.get("revision"):
             self.result.revision_schemas[record["revision"]] = record["schema"]
         else:
             self.result.schemas[int(record["index"])] = record["schema"]

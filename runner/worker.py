@@ -144,6 +144,8 @@ class Worker:
         #: Revisions applied inside a transaction that has not ended yet.
         self.committing: list[dict[str, Any]] = []
         self.external = False
+        #: ``reflect_each``: each table's catalog digest after the previous revision.
+        self.digests: dict[Any, str] = {}
 
     # --- shared pieces -------------------------------------------------------------------
 
@@ -223,12 +225,13 @@ class Worker:
                 if gate:
                     self._may_commit(ctx.connection, step.up_revision_id)
                 if self.job.get("reflect_each"):
-                    # The schema this revision leaves, seen from its own transaction.
+                    # The schema this revision leaves, seen from its own transaction: only
+                    # the tables it changed, on top of the previous revision's.
                     self.channel.send(
                         "schema",
                         index=-1,
                         revision=step.up_revision_id,
-                        schema=self._reflect_connection(ctx.connection),
+                        delta=self._reflect_changes(ctx.connection),
                     )
                 # Reported once its transaction has ended (committed), not before. In an
                 # "external" transaction (env.py used the connection before configure())
@@ -323,19 +326,39 @@ class Worker:
         with engine.connect() as conn:
             return self._reflect_connection(conn)
 
-    def _reflect_connection(self, conn: Any) -> dict[str, Any]:
-        from runner.schema import reflect_schema
-
+    def _schemas(self, conn: Any) -> tuple[str | None, ...]:
         schemas = tuple(self.job.get("schemas") or [None])
         if self.job.get("all_schemas"):
             from runner.backends import backend_for
 
             found = backend_for(conn.engine.url).user_schemas(conn)
             schemas = tuple(dict.fromkeys((*schemas, *found)))
+        return schemas
+
+    def _reflect_connection(self, conn: Any) -> dict[str, Any]:
+        from runner.schema import reflect_schema
+
         schema = reflect_schema(
-            conn, schemas=schemas, exclude_tables=tuple(self.job.get("exclude_tables", ()))
+            conn,
+            schemas=self._schemas(conn),
+            exclude_tables=tuple(self.job.get("exclude_tables", ())),
         )
         return schema.to_dict()
+
+    def _reflect_changes(self, conn: Any) -> dict[str, Any]:
+        """What changed since the previous revision: re-read only the tables whose catalog
+        digest differs (:func:`runner.schema.table_digests`), so recording every revision of
+        a chain costs what the revisions touched, not the whole schema each time."""
+        from runner.schema import reflect_schema, table_digests
+
+        schemas = self._schemas(conn)
+        excluded = tuple(self.job.get("exclude_tables", ()))
+        digests = table_digests(conn, schemas=schemas, exclude_tables=excluded)
+        changed = [key for key, digest in digests.items() if self.digests.get(key) != digest]
+        schema = reflect_schema(conn, schemas=schemas, exclude_tables=excluded, only=changed)
+        removed = [list(key) for key in self.digests if key not in digests]
+        self.digests = digests
+        return {**schema.to_dict(), "removed": removed}
 
     # --- jobs ------------------------------------------------------------------------------
 

@@ -15,10 +15,14 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from sqlalchemy import create_engine
+from sqlalchemy.pool import NullPool
 
 from runner.errors import ExitCode
 from runner.fastpath import server_refusal
-from tests.e2e.helpers import execute
+from runner.schema import reflect_schema
+from runner.snapshot import load_snapshot
+from tests.e2e.helpers import chain, execute, upgrade_to
 from tests.fixtures.cli import CliResult, run_cli
 
 Project = Callable[[str], Path]
@@ -43,6 +47,8 @@ def deployed(request: pytest.FixtureRequest, project: Project, tmp_path: Path) -
     first = migrate(ini, url)
     assert first.returncode == ExitCode.OK, first
     assert first.named("fastpath.skipped"), first  # an empty database: not at head
+    # ... but the graph came from the snapshot: no worker imported the revision files.
+    assert first.named("scripts.from_snapshot"), first
     return ini, url
 
 
@@ -137,6 +143,7 @@ def test_changed_scripts_take_the_full_path(deployed: tuple[Path, str], change: 
     edit(ini)
     result = migrate(ini, url)
     assert "scripts or the Alembic config changed" in skipped(result), result
+    assert not result.named("scripts.from_snapshot"), result  # the worker reads them again
     assert result.returncode == code, result
     if change == "added revision file":
         assert [a["revision"] for a in result.named("upgrade.revision_applied")] == [
@@ -250,3 +257,34 @@ def test_the_default_snapshot_server_gives_a_fast_start(
     assert migrate(ini, url).returncode == ExitCode.OK
     result = migrate(ini, url)
     assert took_fast_path(result), result
+
+
+@pytest.mark.parametrize("name", ["fidelity", "hostile_names", "linear"])
+def test_the_incremental_snapshot_records_what_a_full_reflection_reads(
+    project: Project, make_db: Callable[[], str], name: str
+) -> None:
+    """The build re-reads only the tables a revision changed (catalog digests); each
+    revision's recorded schema, server text included, equals a full reflection of a clean
+    upgrade to it."""
+    ini = project(name)
+    target = make_db()
+    built = run_cli(
+        "snapshot", "--config", str(ini), "--shadow-url", make_db(), env={"DATABASE_URL": target}
+    )
+    assert built.returncode == ExitCode.OK, built
+    snapshot = load_snapshot(ini.parent / "alembic-deploy-snapshot.json")
+    assert snapshot is not None
+    for revision in chain(ini):
+        url = make_db()
+        upgrade_to(ini, url, revision)
+        recorded = snapshot.schema_for((revision,))
+        assert recorded is not None
+        engine = create_engine(url, poolclass=NullPool)
+        try:
+            with engine.connect() as conn:
+                actual = reflect_schema(
+                    conn, schemas=recorded.schemas, exclude_tables=("alembic_version",)
+                )
+        finally:
+            engine.dispose()
+        assert recorded.to_dict() == actual.to_dict(), revision
