@@ -317,7 +317,9 @@ def main(
         configure_logging(fmt, stream=err)
         log.error(exc.event, error=exc.message, hint=exc.hint, exit_code=int(exc.exit_code))
         return ExitCode.USAGE
-    configure_logging(settings.log_format, debug=settings.debug, stream=err)
+    configure_logging(
+        settings.log_format, debug=settings.debug, verbose=settings.verbose, stream=err
+    )
     structlog.contextvars.bind_contextvars(
         run_id=uuid.uuid4().hex[:12], command=settings.command.value
     )

@@ -153,6 +153,14 @@ OPTIONS: tuple[Option, ...] = (
         "(environment: ALEMBIC_DEPLOY_SHADOW=0)",
     ),
     Option(
+        "verbose",
+        "--verbose",
+        "ALEMBIC_DEPLOY_VERBOSE",
+        bool,
+        "on a terminal, log every event with its run keys (default: about one line per step; "
+        "JSON logs always carry every event)",
+    ),
+    Option(
         "fast_path",
         "--no-fast-path",
         "ALEMBIC_DEPLOY_FAST_PATH",
@@ -257,6 +265,7 @@ class Settings:
     shadow_url: str | None = field(default=None, repr=False)
     shadow: bool = True
     fast_path: bool = True
+    verbose: bool = False
     require_verify: bool = False
     strict_checksums: bool = False
     on_drift: OnDrift = OnDrift.HEAL

@@ -136,3 +136,29 @@ def markdown_table() -> str:
     rows = ["| event | meaning |", "| --- | --- |"]
     rows += [f"| `{name}` | {meaning} |" for name, meaning in EVENTS.items()]
     return "\n".join(rows)
+
+
+#: The info events a terminal shows by default, about one line per step (``--verbose`` and the
+#: JSON format show every event; warnings and errors are always shown).
+HEADLINES: frozenset[str] = frozenset(
+    {
+        "fastpath.taken",
+        "wait.connected",
+        "lock.acquired",
+        "adopt.stamped",
+        "revisions.checked",
+        "shadow.replayed",
+        "verify.checked",
+        "heal.repair_applied",
+        "heal.finished",
+        "upgrade.started",
+        "upgrade.still_running",
+        "upgrade.revision_applied",
+        "upgrade.finished",
+        "snapshot.built",
+        "snapshot.written",
+        "snapshot.fresh",
+        "deploy.summary",
+        "launch.exec",
+    }
+)

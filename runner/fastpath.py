@@ -365,7 +365,7 @@ def attempt(settings: Settings, report: Any) -> bool:
     report.database = database.masked
     report.db_heads_before = report.db_heads_after = report.script_heads = tuple(heads)
     report.expected_source = "snapshot fingerprint"
-    log.info("fastpath.taken", heads=list(heads), objects=objects)
+    log.info("fastpath.taken", heads=list(heads), objects=objects, database=database.masked)
     return True
 
 

@@ -27,6 +27,7 @@ import structlog
 from structlog.typing import EventDict, Processor, WrappedLogger
 
 from runner.config import LogFormat, mask_text
+from runner.events import HEADLINES
 
 _HANDLER_NAME = "alembic-deploy"
 _state: dict[str, Any] = {}
@@ -49,6 +50,23 @@ def _mask(value: Any) -> Any:
     return value
 
 
+#: Keys every event carries (bound once per run): a terminal shows them on the first line only.
+_CONTEXT_KEYS = ("run_id", "command", "database", "timestamp")
+
+
+def _brief(_: WrappedLogger, level: str, event_dict: EventDict) -> EventDict:
+    """Terminal output without ``--verbose``: the headline info events, every warning and
+    error, without the per-run keys repeated on each line (``wait.connected`` and
+    ``fastpath.taken`` name the database)."""
+    event = event_dict.get("event")
+    if level in ("info", "debug") and event not in HEADLINES:
+        raise structlog.DropEvent
+    for key in _CONTEXT_KEYS:
+        if not (key == "database" and event in ("wait.connected", "fastpath.taken")):
+            event_dict.pop(key, None)
+    return event_dict
+
+
 def _renderer(fmt: LogFormat, stream: TextIO) -> Processor:
     use_json = fmt is LogFormat.JSON or (fmt is LogFormat.AUTO and not stream.isatty())
     if use_json:
@@ -57,9 +75,16 @@ def _renderer(fmt: LogFormat, stream: TextIO) -> Processor:
 
 
 def configure_logging(
-    fmt: LogFormat = LogFormat.AUTO, *, debug: bool = False, stream: TextIO | None = None
+    fmt: LogFormat = LogFormat.AUTO,
+    *,
+    debug: bool = False,
+    verbose: bool = False,
+    stream: TextIO | None = None,
 ) -> None:
-    """Configure structlog and stdlib logging once, first thing in ``cli.main``."""
+    """Configure structlog and stdlib logging once, first thing in ``cli.main``.
+
+    A terminal (the console format) gets the brief view unless ``verbose`` or ``debug``.
+    """
     out = stream if stream is not None else sys.stderr
     renderer = _renderer(fmt, out)
     is_json = isinstance(renderer, structlog.processors.JSONRenderer)
@@ -76,11 +101,14 @@ def configure_logging(
     # The console renderer would format a traceback itself, after masking: render it to text
     # first, so that mask_secrets sees it too.
     tail: list[Processor] = [tracebacks] if is_json else [structlog.processors.format_exc_info]
+    # The runner's own events only: stdlib records (env.py's, Alembic's) keep their levels.
+    brief: list[Processor] = [] if is_json or verbose or debug else [_brief]
     structlog.configure(
         processors=[
             *shared,
             structlog.processors.StackInfoRenderer(),
             *tail,
+            *brief,
             mask_secrets,
             renderer,
         ],

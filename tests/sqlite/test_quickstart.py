@@ -7,6 +7,7 @@ import os
 import signal
 import sqlite3
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -15,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.helpers import chain
+from tests.fixtures.cli import cli_environ
 from tests.fixtures.postgres import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -109,3 +111,43 @@ def test_quick_start_command_migrates_sqlite_and_serves_health(tmp_path: Path) -
     with sqlite3.connect(database) as conn:
         (head,) = conn.execute("SELECT version_num FROM alembic_version").fetchone()
     assert head == chain(repo / "examples" / "app" / "alembic.ini")[-1]
+
+
+def _console_events(text: str) -> list[tuple[str, str]]:
+    """(level, event) of each console line: ``[info     ] wait.connected  key=value``."""
+    found = []
+    for line in text.splitlines():
+        if line.startswith("[") and "] " in line:
+            level, rest = line[1:].split("] ", 1)
+            found.append((level.strip(), rest.split()[0]))
+    return found
+
+
+def test_readme_drift_demo_is_the_real_output(tmp_path: Path) -> None:
+    """The README's drift demo, run as written (the app replaced by a no-op), prints the
+    events the README shows, in order, one line per step, and nothing else."""
+    readme = (ROOT / "README.md").read_text()
+    shown = readme.split("```\n[info     ] wait.connected", 1)[1].split("```", 1)[0]
+    app = tmp_path / "app"
+    subprocess.run(["cp", "-r", str(ROOT / "examples" / "app"), str(app)], check=True)
+    for name in app.glob("app.db*"):
+        name.unlink()
+    deploy = [str(Path(sys.executable).parent / "alembic-deploy"), "run", "--log-format", "console"]
+    no_op_app = ["--", sys.executable, "-c", "pass"]
+    env = cli_environ()
+    first = subprocess.run(
+        [*deploy, *no_op_app], cwd=app, env=env, capture_output=True, text=True, check=False
+    )
+    assert first.returncode == 0, first.stderr
+    sqlite3.connect(app / "app.db").execute("DROP TABLE health_metrics")
+    demo = subprocess.run(
+        [*deploy, *no_op_app], cwd=app, env=env, capture_output=True, text=True, check=False
+    )
+    assert demo.returncode == 0, demo.stderr
+    assert _console_events(demo.stderr) == [("info", "wait.connected"), *_console_events(shown)]
+    assert "run_id=" not in demo.stderr and "step.finished" not in demo.stderr
+    verbose = subprocess.run(
+        [*deploy, "--verbose", *no_op_app], cwd=app, env=env, capture_output=True, text=True
+    )
+    assert verbose.returncode == 0, verbose.stderr
+    assert "step.finished" in verbose.stderr and "run_id=" in verbose.stderr

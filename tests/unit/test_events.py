@@ -170,3 +170,9 @@ def test_the_readme_events_table_is_generated_from_events() -> None:
         "regenerate the README table: python -c "
         "'from runner.events import markdown_table; print(markdown_table())'"
     )
+
+
+def test_every_headline_is_a_known_info_event() -> None:
+    from runner.events import EVENTS, HEADLINES
+
+    assert HEADLINES <= set(EVENTS)
