@@ -29,14 +29,20 @@ import json
 import os
 import tomllib
 from collections.abc import Iterable, Mapping, Sequence
+from contextlib import closing
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, column, select, table, text
+from sqlalchemy import URL, Connection, column, select, table, text
 from sqlalchemy.exc import SQLAlchemyError
 
-from runner.backends import Database
-from runner.config import Settings, snapshot_path
+from runner.config import (
+    Settings,
+    masked_url,
+    register_url_secret,
+    resolve_url,
+    snapshot_path,
+)
 from runner.errors import ConfigError
 from runner.logs import get_logger
 
@@ -166,23 +172,24 @@ def record(
 # --- the catalog fingerprint --------------------------------------------------------------
 
 # One row per object, in the server's own words, hashed on the server: constant cost in
-# queries at any size. Names are sorted byte-wise (COLLATE "C"), so the database's collation
-# does not change the digest; columns are listed by name, not position. NOT NULL constraints
+# queries at any size. In the driver's own parameter style (pyformat, so % is doubled): the
+# deploy-time check runs it on a bare psycopg2 connection, the build through SQLAlchemy.
+# Names are sorted byte-wise (COLLATE "C"), so the database's collation does not change the
+# digest; columns are listed by name, not position. NOT NULL constraints
 # (pg_constraint rows of type 'n' since PostgreSQL 18) are left out: attnotnull says it on
 # every version.
-_PG_FINGERPRINT = text(
-    """
+_PG_FINGERPRINT = """
 WITH ns AS (
     SELECT oid, nspname FROM pg_namespace
-    WHERE nspname = ANY(:schemas) OR (:with_default AND nspname = current_schema())
+    WHERE nspname = ANY(%(schemas)s) OR (%(with_default)s AND nspname = current_schema())
 ), rel AS (
     SELECT c.oid, c.relname, c.relkind, ns.nspname FROM pg_class c
     JOIN ns ON ns.oid = c.relnamespace
-    WHERE c.relkind IN ('r', 'p') AND NOT (c.relname = ANY(:excluded))
+    WHERE c.relkind IN ('r', 'p') AND NOT (c.relname = ANY(%(excluded)s))
 ), line AS (
-    SELECT format('t %L %L %L', nspname, relname, relkind) AS text FROM rel
+    SELECT format('t %%L %%L %%L', nspname, relname, relkind) AS text FROM rel
     UNION ALL
-    SELECT format('c %L %L %L %L %L %L %L %L %L', r.nspname, r.relname, a.attname,
+    SELECT format('c %%L %%L %%L %%L %%L %%L %%L %%L %%L', r.nspname, r.relname, a.attname,
                   format_type(a.atttypid, a.atttypmod), a.attnotnull,
                   pg_get_expr(d.adbin, d.adrelid), a.attidentity, a.attgenerated, co.collname)
     FROM rel r
@@ -191,14 +198,15 @@ WITH ns AS (
     LEFT JOIN pg_type ty ON ty.oid = a.atttypid
     LEFT JOIN pg_collation co ON co.oid = a.attcollation AND a.attcollation <> ty.typcollation
     UNION ALL
-    SELECT format('k %L %L %L %L', r.nspname, r.relname, k.conname, pg_get_constraintdef(k.oid))
+    SELECT format('k %%L %%L %%L %%L', r.nspname, r.relname, k.conname, pg_get_constraintdef(k.oid))
     FROM rel r JOIN pg_constraint k ON k.conrelid = r.oid
     WHERE k.contype <> 'n'
     UNION ALL
-    SELECT format('i %L %L %L %L', r.nspname, r.relname, i.relname, pg_get_indexdef(x.indexrelid))
+    SELECT format('i %%L %%L %%L %%L', r.nspname, r.relname, i.relname,
+                  pg_get_indexdef(x.indexrelid))
     FROM rel r JOIN pg_index x ON x.indrelid = r.oid JOIN pg_class i ON i.oid = x.indexrelid
     UNION ALL
-    SELECT format('e %L %L %L', ns.nspname, t.typname,
+    SELECT format('e %%L %%L %%L', ns.nspname, t.typname,
                   string_agg(e.enumlabel, ',' ORDER BY e.enumsortorder))
     FROM pg_type t JOIN ns ON ns.oid = t.typnamespace JOIN pg_enum e ON e.enumtypid = t.oid
     GROUP BY ns.nspname, t.typname
@@ -208,7 +216,6 @@ SELECT encode(sha256(convert_to(coalesce(string_agg(text, E'\\n' ORDER BY text C
        count(*)
 FROM line
 """
-)
 
 _SQLITE_MASTER = text(
     "SELECT type, name, tbl_name, sql FROM sqlite_master "
@@ -216,20 +223,25 @@ _SQLITE_MASTER = text(
 )
 
 
+def _excluded(settings: Settings) -> list[str]:
+    return [settings.version_table, *_OWN_TABLES]
+
+
+def _pg_params(settings: Settings, schemas: Sequence[str | None]) -> dict[str, Any]:
+    return {
+        "schemas": [s for s in schemas if s is not None],
+        "with_default": None in schemas,
+        "excluded": _excluded(settings),
+    }
+
+
 def fingerprint(
     conn: Connection, settings: Settings, schemas: Sequence[str | None]
 ) -> tuple[str, int]:
     """(digest, number of objects) of the verified schemas' catalog, the runner's own excluded."""
-    excluded = [settings.version_table, *_OWN_TABLES]
+    excluded = _excluded(settings)
     if conn.dialect.name == "postgresql":
-        row = conn.execute(
-            _PG_FINGERPRINT,
-            {
-                "schemas": [s for s in schemas if s is not None],
-                "with_default": None in schemas,
-                "excluded": excluded,
-            },
-        ).one()
+        row = conn.exec_driver_sql(_PG_FINGERPRINT, _pg_params(settings, schemas)).one()
         return str(row[0]), int(row[1])
     if conn.dialect.name == "sqlite":
         rows = sorted(
@@ -339,34 +351,96 @@ def attempt(settings: Settings, report: Any) -> bool:
             from runner.project import database_url, load_config
 
             raw = database_url(settings, load_config(settings))
-        database = Database.from_raw(raw)
+        register_url_secret(raw)
+        url = resolve_url(raw)
     except ConfigError:
         return _miss("the database URL is not usable; the full path reports why")
-    if database.dialect != saved.get("dialect"):
-        return _miss(f"the snapshot was built on {saved.get('dialect')}, not {database.dialect}")
+    dialect = url.get_backend_name()
+    if dialect != saved.get("dialect"):
+        return _miss(f"the snapshot was built on {saved.get('dialect')}, not {dialect}")
+    schemas = saved.get("schemas") or [None]
+    try:
+        if _bare_psycopg2(url):
+            seen = _observe_postgres(url, settings, schemas)
+        else:
+            seen = _observe(raw, settings, schemas)
+    except Exception as exc:  # any failure is a miss: the full path waits, retries, reports
+        return _miss(f"{type(exc).__name__} while checking; the full path reports it")
+    if isinstance(seen, str):
+        return _miss(seen)
+    heads, digest, objects = seen
+    if sorted(heads) != saved["heads"]:
+        return _miss("the database is not at the snapshot's head")
+    if digest != saved.get("fingerprint"):
+        return _miss("the catalog differs from the snapshot's head (drift or extra objects)")
+    masked = masked_url(url)
+    report.database = masked
+    report.db_heads_before = report.db_heads_after = report.script_heads = tuple(heads)
+    report.expected_source = "snapshot fingerprint"
+    log.info("fastpath.taken", heads=list(heads), objects=objects, database=masked)
+    return True
+
+
+#: What the database says: (version table rows, fingerprint, objects), or why it cannot say.
+_Seen = tuple[list[str], str, int] | str
+
+
+def _bare_psycopg2(url: URL) -> bool:
+    """A psycopg2 URL whose query holds only single libpq keywords (no multi-host lists)."""
+    return url.drivername == "postgresql+psycopg2" and all(
+        isinstance(value, str) for value in url.query.values()
+    )
+
+
+def _observe_postgres(url: URL, settings: Settings, schemas: Sequence[str | None]) -> _Seen:
+    """Heads, trust and fingerprint over one bare psycopg2 connection: the same connection
+    arguments SQLAlchemy's psycopg2 dialect would pass, without loading the dialect."""
+    import psycopg2
+    from psycopg2 import errors, sql
+
+    arguments: dict[str, Any] = url.translate_connect_args(username="user", database="dbname")
+    arguments.update(url.query)
+    arguments.setdefault("connect_timeout", 5)
+    arguments.setdefault("application_name", "alembic-deploy")
+    with closing(psycopg2.connect(**arguments)) as conn:
+        conn.set_session(readonly=True, autocommit=True)
+        with conn.cursor() as cursor:
+            version = sql.Identifier(
+                *filter(None, (settings.version_table_schema, settings.version_table))
+            )
+            try:
+                cursor.execute(sql.SQL("SELECT version_num FROM {}").format(version))
+            except errors.UndefinedTable:
+                return "the database has no version table"
+            heads = [str(row[0]) for row in cursor.fetchall()]
+            cursor.execute("SELECT version(), current_setting('server_version_num')::int")
+            banner, number = cursor.fetchone()
+            refusal = server_refusal(str(banner), (int(number) // 10000,))
+            if refusal is not None:
+                return refusal
+            cursor.execute(_PG_FINGERPRINT, _pg_params(settings, schemas))
+            digest, objects = cursor.fetchone()
+    return heads, str(digest), int(objects)
+
+
+def _observe(raw: str, settings: Settings, schemas: Sequence[str | None]) -> _Seen:
+    """The same through the runner's own engine (SQLite, other drivers)."""
+    from runner.backends import Database
+
+    database = Database.from_raw(raw)
     engine = database.engine(settings)
     try:
         with engine.connect() as conn:
             heads = _version_heads(conn, settings)
             if heads is None:
-                return _miss("the database has no version table")
-            if sorted(heads) != saved["heads"]:
-                return _miss("the database is not at the snapshot's head")
+                return "the database has no version table"
             refusal = untrusted(conn)
             if refusal is not None:
-                return _miss(refusal)
-            digest, objects = fingerprint(conn, settings, saved.get("schemas") or [None])
-    except (SQLAlchemyError, ConfigError) as exc:
-        return _miss(f"{type(exc).__name__} while checking; the full path reports it")
+                return refusal
+            digest, objects = fingerprint(conn, settings, schemas)
     finally:
         engine.dispose()
-    if digest != saved.get("fingerprint"):
-        return _miss("the catalog differs from the snapshot's head (drift or extra objects)")
-    report.database = database.masked
-    report.db_heads_before = report.db_heads_after = report.script_heads = tuple(heads)
-    report.expected_source = "snapshot fingerprint"
-    log.info("fastpath.taken", heads=list(heads), objects=objects, database=database.masked)
-    return True
+    return heads, digest, objects
 
 
 def _version_heads(conn: Connection, settings: Settings) -> list[str] | None:
