@@ -30,12 +30,14 @@ from typing import Any
 
 from sqlalchemy import (
     CheckConstraint,
+    Connection,
     Constraint,
     ForeignKeyConstraint,
     Inspector,
     PrimaryKeyConstraint,
     UniqueConstraint,
     inspect,
+    text,
 )
 
 
@@ -176,11 +178,46 @@ def _create_table(insp: Inspector, table: Any, **_: Any) -> _Skip:
 def _add_column(
     insp: Inspector, table_name: str, column: Any, *, schema: str | None = None, **_: Any
 ) -> _Skip:
+    if _surely_absent(insp, "column", table=table_name, name=column.name, schema=schema):
+        return None
     if insp.has_table(table_name, schema=schema) and column.name in _columns(
         insp, table_name, schema
     ):
         return ("add_column", table_name, column.name, "already exists")
     return None
+
+
+# "Nothing of this name exists": one catalog lookup by bound name, where reading the table's
+# indexes or columns through the Inspector costs several. Only a True answer is used (to run
+# the statement without the full check); anything else falls through to the full check.
+_PG_NO_RELATION = text(
+    "SELECT NOT EXISTS (SELECT 1 FROM pg_catalog.pg_class c "
+    "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
+    "WHERE c.relname = :name AND n.nspname = coalesce(:schema, current_schema()))"
+)
+_PG_NO_COLUMN = text(
+    "SELECT NOT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute a "
+    "JOIN pg_catalog.pg_class c ON c.oid = a.attrelid "
+    "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
+    "WHERE c.relname = :table AND a.attname = :name AND a.attnum > 0 AND NOT a.attisdropped "
+    "AND n.nspname = coalesce(:schema, current_schema()))"
+)
+_SQLITE_NO_INDEX = text("SELECT NOT EXISTS (SELECT 1 FROM sqlite_master WHERE name = :name)")
+
+
+def _surely_absent(insp: Inspector, query: str, **params: Any) -> bool:
+    """Whether one cheap catalog lookup proves the object absent (PostgreSQL, SQLite)."""
+    statement = {
+        ("postgresql", "index"): _PG_NO_RELATION,
+        ("postgresql", "column"): _PG_NO_COLUMN,
+        ("sqlite", "index"): _SQLITE_NO_INDEX,
+    }.get((insp.dialect.name, query))
+    bind = insp.bind
+    if statement is None or not isinstance(bind, Connection):
+        return False
+    if insp.dialect.name == "sqlite" and params.get("schema"):
+        return False  # an attached database: sqlite_master is not where it would be
+    return bool(bind.execute(statement, params).scalar())
 
 
 def _create_index(insp: Inspector, index: Any, **_: Any) -> _Skip:
@@ -190,6 +227,7 @@ def _create_index(insp: Inspector, index: Any, **_: Any) -> _Skip:
         name
         and table is not None
         and not table.name.startswith(_BATCH_TEMP_PREFIX)
+        and not _surely_absent(insp, "index", name=name, schema=table.schema)
         and insp.has_table(table.name, schema=table.schema)
         and insp.has_index(table.name, name, schema=table.schema)
     ):
