@@ -406,6 +406,8 @@ def reflect_and_diff(url: str, snapshot: Path, repeats: int) -> tuple[Row, Row]:
     """
     import sqlalchemy as sa
 
+    from runner import schema as schema_module
+    from runner import sqltext
     from runner.drift import diff
     from runner.schema import reflect_schema
     from runner.snapshot import load_snapshot
@@ -418,6 +420,9 @@ def reflect_and_diff(url: str, snapshot: Path, repeats: int) -> tuple[Row, Row]:
     both = Row("f2 reflect_schema + diff in-process")
     counts, tables = [], 0
     for _ in range(repeats):
+        # Cold, as in a new process: the runner's own per-process caches are emptied too.
+        schema_module._RENDERED.clear()
+        sqltext.normalize_sql.cache_clear()
         engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
         statements = 0
 

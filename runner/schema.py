@@ -446,8 +446,27 @@ def without_server_text(data: Any) -> Any:
 # Types
 
 
+#: render_type's answers for SQLAlchemy's own types, by class, repr and dialect: a reflected
+#: schema repeats a handful of types thousands of times, and compiling each is most of the
+#: Python time of a reflection.
+_RENDERED: dict[tuple[Any, ...], str] = {}
+
+
 def render_type(type_: TypeEngine[Any], dialect: Dialect) -> str:
     """The canonical text of a column type on ``dialect`` (``ENUM(name)`` for native enums)."""
+    key = None
+    if type(type_).__module__.startswith("sqlalchemy.") and not isinstance(type_, sa.Enum):
+        key = (type(type_), repr(type_), dialect.name, dialect.server_version_info)
+        cached = _RENDERED.get(key)
+        if cached is not None:
+            return cached
+    rendered = _render_type(type_, dialect)
+    if key is not None:
+        _RENDERED[key] = rendered
+    return rendered
+
+
+def _render_type(type_: TypeEngine[Any], dialect: Dialect) -> str:
     impl: TypeEngine[Any] = type_.dialect_impl(dialect)
     while isinstance(impl, sa.TypeDecorator):
         impl = impl.impl_instance
@@ -583,15 +602,18 @@ _PG_COLUMNS = text(
     LEFT JOIN pg_catalog.pg_collation co ON co.oid = a.attcollation
     LEFT JOIN pg_catalog.pg_namespace cn ON cn.oid = co.collnamespace
     LEFT JOIN pg_catalog.pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
-    LEFT JOIN LATERAL (
-        SELECT q.* FROM pg_catalog.pg_depend dep
+    LEFT JOIN (
+        -- The sequence a column owns (serial) or is (identity), read once for the schema:
+        -- a join the planner can hash, not one pg_depend lookup per column.
+        SELECT DISTINCT ON (dep.refobjid, dep.refobjsubid)
+               dep.refobjid, dep.refobjsubid, q.*
+        FROM pg_catalog.pg_depend dep
         JOIN pg_catalog.pg_sequence q ON q.seqrelid = dep.objid
-        WHERE dep.refobjid = t.oid AND dep.refobjsubid = a.attnum
-          AND dep.classid = 'pg_catalog.pg_class'::pg_catalog.regclass
+        WHERE dep.classid = 'pg_catalog.pg_class'::pg_catalog.regclass
           AND dep.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass
           AND dep.deptype IN ('a', 'i')
-        LIMIT 1
-    ) s ON true
+        ORDER BY dep.refobjid, dep.refobjsubid, q.seqrelid
+    ) s ON s.refobjid = t.oid AND s.refobjsubid = a.attnum
     WHERE n.nspname = :schema AND t.relkind IN ('r', 'p') AND a.attnum > 0
       AND NOT a.attisdropped AND (:all_tables OR t.relname = ANY(:names))
     """

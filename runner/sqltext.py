@@ -9,6 +9,7 @@ makes redundant. Text it cannot tokenize only has its whitespace tidied. Raises 
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from typing import cast
@@ -102,6 +103,7 @@ class _Unparsable(Exception):
     """Text the tokenizer cannot read; normalize_sql falls back to whitespace folding."""
 
 
+@functools.lru_cache(maxsize=8192)  # pure; a schema repeats the same defaults and checks
 def normalize_sql(sql: str) -> str:
     """Canonical text of a SQL expression, for comparing what two sources wrote.
 
