@@ -13,6 +13,7 @@ loaded, and :class:`ShadowUnavailable` when no scratch database can be had.
 
 from __future__ import annotations
 
+import difflib
 import math
 import os
 import tempfile
@@ -501,11 +502,16 @@ def backend_for(url: URL) -> Backend:
     dialect = url.get_backend_name()
     backend = _BACKENDS.get(dialect)
     if backend is None:
+        # A misspelt scheme (postgress://, postgresq://) gets the spelling it was close to.
+        close = difflib.get_close_matches(dialect, [*_BACKENDS, "postgres"], n=1, cutoff=0.75)
+        if close:
+            hint = f"did you mean {'postgresql' if close[0] == 'postgres' else close[0]}://?"
+        else:
+            hint = "alembic-deploy migrates PostgreSQL and SQLite only: use a postgresql:// or "
+            hint += "sqlite:/// URL"
         raise ConfigError(
             f"unsupported database {dialect!r}: alembic-deploy has no migration lock for it",
-            hint="use a postgresql:// or sqlite:/// URL (supported: "
-            + ", ".join(sorted(_BACKENDS))
-            + ")",
+            hint=hint,
         )
     return backend()
 

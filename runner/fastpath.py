@@ -316,6 +316,22 @@ def cached_graph(settings: Settings) -> tuple[list[dict[str, Any]], list[str]] |
     return records, [str(base / location) for location in saved.get("locations") or []]
 
 
+def fingerprint_matches(settings: Settings, conn: Connection, heads: Sequence[str]) -> int | None:
+    """The number of objects fingerprinted when ``conn``'s catalog is the snapshot's clean
+    head (same sources, same heads, a trusted server, equal fingerprint); None otherwise."""
+    saved = read_record(snapshot_path(settings))
+    if not saved or saved.get("format") != FORMAT or sorted(heads) != saved.get("heads"):
+        return None
+    try:
+        sources = sources_digest(Path(settings.config_path), saved.get("locations") or [])
+    except OSError:
+        return None
+    if sources != saved.get("sources") or untrusted(conn) is not None:
+        return None
+    digest, objects = fingerprint(conn, settings, saved.get("schemas") or [None])
+    return objects if digest == saved.get("fingerprint") else None
+
+
 def _miss(reason: str) -> bool:
     log.info("fastpath.skipped", reason=reason)
     return False

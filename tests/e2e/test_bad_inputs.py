@@ -56,6 +56,7 @@ class Case:
     env: tuple[tuple[str, str], ...] = ()
     url: Callable[[Target], str | None] | None = None  # DATABASE_URL (None: unset)
     forbidden: tuple[str, ...] = ()  # text that must appear nowhere in the output
+    hint: str = ""  # a fragment the hint must contain: it fits the dialect and the mistake
 
 
 def _at(revision: str) -> Callable[[Target], None]:
@@ -214,10 +215,25 @@ CASES: dict[str, Case] = {
     ),
     "not-a-url": Case(("migrate",), ExitCode.USAGE, "url", url=lambda t: "not a url"),
     "unsupported-dialect": Case(
-        ("migrate",), ExitCode.USAGE, "mysql", url=lambda t: "mysql://u:p@127.0.0.1/db"
+        ("migrate",),
+        ExitCode.USAGE,
+        "mysql",
+        url=lambda t: "mysql://u:p@127.0.0.1/db",
+        hint="PostgreSQL and SQLite only",
     ),
     "misspelt-scheme": Case(
-        ("migrate",), ExitCode.USAGE, "postgress", url=lambda t: "postgress://u:p@127.0.0.1/db"
+        ("migrate",),
+        ExitCode.USAGE,
+        "postgress",
+        url=lambda t: "postgress://u:p@127.0.0.1/db",
+        hint="did you mean postgresql://",
+    ),
+    "sqlite-folder-missing": Case(
+        ("migrate",),
+        ExitCode.USAGE,
+        "folder",
+        url=lambda t: f"sqlite:///{t.tmp}/no/such/folder/app.db",
+        hint="SQLite creates the file, not its folder",
     ),
     "port-out-of-range": Case(
         ("migrate",),
@@ -485,6 +501,7 @@ def test_bad_input(
     assert "\n" not in event["error"], event
     assert case.says.lower() in event["error"].lower(), event
     assert event.get("hint"), event
+    assert case.hint.lower() in event["hint"].lower(), event
     for secret in case.forbidden:
         assert secret not in output, f"{secret!r} printed\n{result}"
     assert _fingerprint(url) == before

@@ -47,8 +47,11 @@ def deployed(request: pytest.FixtureRequest, project: Project, tmp_path: Path) -
     first = migrate(ini, url)
     assert first.returncode == ExitCode.OK, first
     assert first.named("fastpath.skipped"), first  # an empty database: not at head
-    # ... but the graph came from the snapshot: no worker imported the revision files.
+    # ... but the graph came from the snapshot: no worker imported the revision files, and
+    # the upgraded database was verified by its fingerprint, not by reflecting every table.
     assert first.named("scripts.from_snapshot"), first
+    (after,) = [e for e in first.named("verify.checked") if e["stage"] == "after"]
+    assert after["source"] == "snapshot fingerprint", first
     return ini, url
 
 

@@ -36,3 +36,18 @@ def test_the_ci_and_probe_recipe_on_the_example_app(tmp_path: Path) -> None:
     revision = sorted((app / "migrations" / "versions").glob("*.py"))[0]
     revision.write_text(revision.read_text() + "\n# edited\n")
     assert run_cli("snapshot", "--check", cwd=app).returncode == ExitCode.DRIFT
+
+
+def test_the_ci_yaml_recipes_run_the_commands_tested_here() -> None:
+    """Every alembic-deploy command in the README's CI YAML is one this file runs above."""
+    readme = (ROOT / "README.md").read_text()
+    blocks = [part.split("```", 1)[0] for part in readme.split("```yaml\n")[1:]]
+    ci = [b for b in blocks if "alembic-deploy" in b]
+    assert len(ci) == 2, "a GitHub Actions and a GitLab CI recipe"
+    commands = {
+        "alembic-deploy " + line.split("alembic-deploy ", 1)[1].strip()
+        for block in ci
+        for line in block.splitlines()
+        if "alembic-deploy " in line and "install" not in line
+    }
+    assert commands == {"alembic-deploy snapshot --check", "alembic-deploy check"}
