@@ -55,6 +55,8 @@ EVENTS: dict[str, str] = {
     "verify.no_snapshot": "no snapshot file; the expected schema comes from elsewhere",
     "verify.snapshot_other_dialect": "the snapshot was built for another dialect and is not "
     "used (every start then replays)",
+    "verify.snapshot_other_project": "the snapshot knows none of the project's revisions (a "
+    "file copied from another project); it is not used, every start then replays",
     "verify.checksum_mismatch": "revision files changed since the snapshot was built; their "
     "entries are not used (`--strict-checksums`: exit 6)",
     "verify.shadow_disabled": "shadow replay skipped because of `--no-shadow`",

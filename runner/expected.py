@@ -109,6 +109,16 @@ class ExpectedSchemas:
                 f"{self.dep.database.dialect}://... (an empty database or --shadow-url)",
             )
         self._checksums = file_checksums(self.dep.graph)
+        if not set(self._snapshot.checksums) & set(self._checksums):
+            # Not one revision in common: a snapshot copied from another project.
+            log.warning(
+                "verify.snapshot_other_project",
+                snapshot=str(path),
+                snapshot_revisions=len(self._snapshot.checksums),
+                hint="the snapshot knows none of these revisions: build it for this project "
+                "with `alembic-deploy snapshot` (or point --snapshot at its own file)",
+            )
+            return
         edited = self._snapshot.edited(self._checksums)
         if edited:
             log.warning(

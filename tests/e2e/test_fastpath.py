@@ -196,7 +196,7 @@ def test_a_snapshot_of_another_project_is_not_trusted(
     deployed: tuple[Path, str], project: Project, tmp_path: Path
 ) -> None:
     ini, url = deployed
-    other = project("linear_envurl")
+    other = project("fidelity")
     built = run_cli(
         "snapshot", "--config", str(other), env={"DATABASE_URL": f"sqlite:///{tmp_path}/o.db"}
     )
@@ -205,6 +205,9 @@ def test_a_snapshot_of_another_project_is_not_trusted(
     result = migrate(ini, url)
     assert not took_fast_path(result), result
     assert result.named("fastpath.skipped"), result
+    # ... and the full path says why it does not use it, instead of ignoring it silently.
+    assert result.named("verify.snapshot_other_project"), result
+    assert result.returncode == ExitCode.OK, result
 
 
 def test_a_snapshot_of_another_dialect_is_not_trusted(
