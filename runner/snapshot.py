@@ -267,7 +267,9 @@ def build_snapshot(
     excluded = excluded_tables(dep.settings)
 
     seen: set[str | None] = set(schemas)
-    digests: dict[int, str] = {}  # a Table shared by many revisions is hashed once
+    # A Table shared by many revisions is hashed once. The memo holds the Table itself: an id
+    # is only unique while its object lives, and equal tables replace each other in `tables`.
+    hashed: dict[int, tuple[Table, str]] = {}
 
     def record(key: str, schema: Schema) -> None:
         seen.update(schema.schemas)
@@ -275,10 +277,12 @@ def build_snapshot(
         for table in schema.tables.values():
             # Keyed by everything recorded, the server's text included: a later revision
             # that only changes a comment or a collation keeps its own definition.
-            digest = digests.get(id(table))
-            if digest is None:
+            memo = hashed.get(id(table))
+            if memo is None:
                 digest = hashlib.sha256(canonical_json(table.to_dict()).encode()).hexdigest()[:16]
-                digests[id(table)] = digest
+                hashed[id(table)] = (table, digest)
+            else:
+                digest = memo[1]
             tables[digest] = table
             table_ids.append(digest)
         enum_ids = []
