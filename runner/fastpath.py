@@ -297,21 +297,28 @@ def read_record(path: Path) -> Mapping[str, Any] | None:
     return None
 
 
+def _fresh_record(settings: Settings) -> Mapping[str, Any] | None:
+    """The snapshot's fast-path record when it is of this format and the sources still hash
+    as they did when it was written; None otherwise."""
+    saved = read_record(snapshot_path(settings))
+    if not saved or saved.get("format") != FORMAT:
+        return None
+    try:
+        sources = sources_digest(Path(settings.config_path), saved.get("locations") or [])
+    except OSError:
+        return None
+    return saved if sources == saved.get("sources") else None
+
+
 def cached_graph(settings: Settings) -> tuple[list[dict[str, Any]], list[str]] | None:
     """The snapshot's revision graph and locations when the sources still hash the same.
 
     (The records have absolute paths, as the ``graph`` worker reports them.) None otherwise.
     """
-    saved = read_record(snapshot_path(settings))
-    if not saved or saved.get("format") != FORMAT or not saved.get("graph"):
+    saved = _fresh_record(settings)
+    if saved is None or not saved.get("graph"):
         return None
-    config_path = Path(settings.config_path)
-    try:
-        if sources_digest(config_path, saved.get("locations") or []) != saved.get("sources"):
-            return None
-    except OSError:
-        return None
-    base = config_path.resolve().parent
+    base = Path(settings.config_path).resolve().parent
     records = [{**r, "path": str(base / r["path"])} for r in saved["graph"]]
     return records, [str(base / location) for location in saved.get("locations") or []]
 
@@ -319,14 +326,8 @@ def cached_graph(settings: Settings) -> tuple[list[dict[str, Any]], list[str]] |
 def fingerprint_matches(settings: Settings, conn: Connection, heads: Sequence[str]) -> int | None:
     """The number of objects fingerprinted when ``conn``'s catalog is the snapshot's clean
     head (same sources, same heads, a trusted server, equal fingerprint); None otherwise."""
-    saved = read_record(snapshot_path(settings))
-    if not saved or saved.get("format") != FORMAT or sorted(heads) != saved.get("heads"):
-        return None
-    try:
-        sources = sources_digest(Path(settings.config_path), saved.get("locations") or [])
-    except OSError:
-        return None
-    if sources != saved.get("sources") or untrusted(conn) is not None:
+    saved = _fresh_record(settings)
+    if saved is None or sorted(heads) != saved.get("heads") or untrusted(conn) is not None:
         return None
     digest, objects = fingerprint(conn, settings, saved.get("schemas") or [None])
     return objects if digest == saved.get("fingerprint") else None
