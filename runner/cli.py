@@ -27,6 +27,7 @@ from runner.config import (
     OnDrift,
     Settings,
     build_settings,
+    check_urls,
     parse_value,
 )
 from runner.errors import (
@@ -167,6 +168,7 @@ def parse_settings(argv: Sequence[str], environ: dict[str, str]) -> Settings:
         app_command=app_command,
         output=getattr(namespace, "output", None),
         check_only=bool(getattr(namespace, "check_only", False)),
+        parse_urls=False,  # _dispatch parses them, after the fast path (no SQLAlchemy there)
     )
 
 
@@ -241,9 +243,12 @@ def _fast(settings: Settings) -> bool:
 
 
 def _dispatch(settings: Settings, report: DeployReport, started: float, out: TextIO) -> int:
+    fast = _fast(settings)
+    if not fast:
+        check_urls(settings)
     if settings.command is Command.RUN:
         check_command(settings.app_command)
-    if _fast(settings):
+    if fast:
         # Imported only now: a fast start never loads the pipeline (or Alembic).
         from runner import fastpath
 
@@ -255,6 +260,7 @@ def _dispatch(settings: Settings, report: DeployReport, started: float, out: Tex
                 _summary(settings, report, ExitCode.OK, started)
                 exec_app(settings.app_command)
             return ExitCode.OK
+        check_urls(settings)
     from runner.pipeline import deploy, inspect_database, plan_sql, write_snapshot
 
     if settings.command is Command.SNAPSHOT:

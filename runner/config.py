@@ -16,11 +16,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from enum import StrEnum
 from pathlib import Path
-
-from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import ArgumentError
+from typing import TYPE_CHECKING
+from urllib.parse import unquote
 
 from runner.errors import ConfigError
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import URL
 
 
 class Command(StrEnum):
@@ -340,11 +342,14 @@ def build_settings(
     app_command: Sequence[str] = (),
     output: str | None = None,
     check_only: bool = False,
+    parse_urls: bool = True,
 ) -> Settings:
     """Merge CLI values (already parsed, None when absent) over the environment over defaults.
 
     A ``--no-X`` flag stores False under its option's name. Boolean flags that are
-    absent from the command line are looked up in the environment.
+    absent from the command line are looked up in the environment. ``parse_urls=False`` leaves
+    :func:`check_urls` to the caller (the command line calls it once the fast path, which
+    must not import SQLAlchemy, has missed).
     """
     values: dict[str, object] = {}
     for option in OPTIONS:
@@ -376,6 +381,8 @@ def build_settings(
         **{k: v for k, v in values.items() if k in known},  # type: ignore[arg-type]
     )
     validate(settings)
+    if parse_urls:
+        check_urls(settings)
     return settings
 
 
@@ -397,6 +404,10 @@ def validate(settings: Settings) -> None:
             f"lock_timeout ({_MAX_LOCK_TIMEOUT_S} s, about 24 days)",
             hint="give a number of seconds up to that, or 0 to wait without limit",
         )
+
+
+def check_urls(settings: Settings) -> None:
+    """Parse every URL given (ConfigError, exit 2, for the first that is unusable)."""
     for name in _URL_OPTIONS:
         url = getattr(settings, name)
         if url is not None:
@@ -410,7 +421,10 @@ def resolve_url(raw: str) -> URL:
     ``+psycopg2`` when psycopg2 is importable, else ``+psycopg`` when psycopg 3 is; an explicit
     ``+driver`` is kept as given.
     """
-    _refuse_unencoded_password(raw)
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    refuse_unencoded_password(raw)
     try:
         url = make_url(raw.strip())
         port = url.port
@@ -429,7 +443,7 @@ def resolve_url(raw: str) -> URL:
     if backend in ("postgres", "postgresql"):
         backend = "postgresql"
         if not driver:
-            driver = _installed_postgres_driver()
+            driver = installed_postgres_driver()
         url = url.set(drivername=f"{backend}+{driver}")
     return url
 
@@ -437,7 +451,7 @@ def resolve_url(raw: str) -> URL:
 _MUST_ENCODE = re.compile(r"[@/#?\s]|%(?![0-9A-Fa-f]{2})")
 
 
-def _refuse_unencoded_password(raw: str) -> None:
+def refuse_unencoded_password(raw: str) -> None:
     """Exit 2 for credentials with characters a URL cannot carry unencoded.
 
     ``user:Pa:ss@w/o%rd#1?x@host/db`` would otherwise parse as host ``w`` and leak the rest
@@ -460,7 +474,7 @@ def _refuse_unencoded_password(raw: str) -> None:
         )
 
 
-def _installed_postgres_driver() -> str:
+def installed_postgres_driver() -> str:
     for module, driver in (("psycopg2", "psycopg2"), ("psycopg", "psycopg")):
         if importlib.util.find_spec(module) is not None:
             return driver
@@ -496,12 +510,11 @@ def register_url_secret(raw: str | None) -> None:
     """Remember the password of a URL (if it has one) for masking."""
     if not raw:
         return
-    try:
-        register_secret(make_url(raw.strip()).password)
-    except (ArgumentError, ValueError):
-        match = _URL_SECRET.search(raw)
-        if match:
-            register_secret(match.group("pw"))
+    match = _URL_SECRET.search(raw)
+    if match:
+        # As given and decoded: a driver's error may echo either.
+        register_secret(match.group("pw"))
+        register_secret(unquote(match.group("pw")))
 
 
 def mask_text(text: str) -> str:
@@ -515,9 +528,9 @@ def mask_text(text: str) -> str:
 
 def masked_url(url: URL | str) -> str:
     """A URL fit for logs: the password replaced by ``***``."""
-    if isinstance(url, URL):
-        return url.render_as_string(hide_password=True)
-    return mask_text(url)
+    if isinstance(url, str):
+        return mask_text(url)
+    return url.render_as_string(hide_password=True)
 
 
 def config_file(settings: Settings) -> Path:

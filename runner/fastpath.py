@@ -33,12 +33,12 @@ from contextlib import closing
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import URL, Connection, column, select, table, text
-from sqlalchemy.exc import SQLAlchemyError
-
 from runner.config import (
     Settings,
+    installed_postgres_driver,
+    mask_text,
     masked_url,
+    refuse_unencoded_password,
     register_url_secret,
     resolve_url,
     snapshot_path,
@@ -47,6 +47,8 @@ from runner.errors import ConfigError
 from runner.logs import get_logger
 
 if TYPE_CHECKING:
+    from sqlalchemy import Connection
+
     from runner.graph import Graph
 
 log = get_logger(__name__)
@@ -217,7 +219,7 @@ SELECT encode(sha256(convert_to(coalesce(string_agg(text, E'\\n' ORDER BY text C
 FROM line
 """
 
-_SQLITE_MASTER = text(
+_SQLITE_MASTER = (
     "SELECT type, name, tbl_name, sql FROM sqlite_master "
     "WHERE type IN ('table', 'index', 'trigger') AND name NOT LIKE 'sqlite_%'"
 )
@@ -246,7 +248,7 @@ def fingerprint(
     if conn.dialect.name == "sqlite":
         rows = sorted(
             "\0".join(str(part) for part in row)
-            for row in conn.execute(_SQLITE_MASTER)
+            for row in conn.exec_driver_sql(_SQLITE_MASTER)
             if row.tbl_name not in excluded
         )
         return hashlib.sha256("\n".join(rows).encode()).hexdigest(), len(rows)
@@ -264,7 +266,7 @@ def untrusted(conn: Connection) -> str | None:
         return None
     if conn.dialect.name != "postgresql":
         return f"no fingerprint for {conn.dialect.name}"
-    banner = str(conn.execute(text("SELECT version()")).scalar())
+    banner = str(conn.exec_driver_sql("SELECT version()").scalar())
     return server_refusal(banner, conn.dialect.server_version_info or ())
 
 
@@ -369,16 +371,20 @@ def attempt(settings: Settings, report: Any) -> bool:
 
             raw = database_url(settings, load_config(settings))
         register_url_secret(raw)
-        url = resolve_url(raw)
+        libpq = libpq_params(raw)
+        if libpq is None:
+            url = resolve_url(raw)  # imports SQLAlchemy: only for SQLite and unusual URLs
+            dialect, masked = url.get_backend_name(), masked_url(url)
+        else:
+            dialect, masked = "postgresql", mask_text(libpq.pop("url"))
     except ConfigError:
         return _miss("the database URL is not usable; the full path reports why")
-    dialect = url.get_backend_name()
     if dialect != saved.get("dialect"):
         return _miss(f"the snapshot was built on {saved.get('dialect')}, not {dialect}")
     schemas = saved.get("schemas") or [None]
     try:
-        if _bare_psycopg2(url):
-            seen = _observe_postgres(url, settings, schemas)
+        if libpq is not None:
+            seen = _observe_postgres(libpq, settings, schemas)
         else:
             seen = _observe(raw, settings, schemas)
     except Exception as exc:  # any failure is a miss: the full path waits, retries, reports
@@ -390,7 +396,6 @@ def attempt(settings: Settings, report: Any) -> bool:
         return _miss("the database is not at the snapshot's head")
     if digest != saved.get("fingerprint"):
         return _miss("the catalog differs from the snapshot's head (drift or extra objects)")
-    masked = masked_url(url)
     report.database = masked
     report.db_heads_before = report.db_heads_after = report.script_heads = tuple(heads)
     report.expected_source = "snapshot fingerprint"
@@ -402,21 +407,52 @@ def attempt(settings: Settings, report: Any) -> bool:
 _Seen = tuple[list[str], str, int] | str
 
 
-def _bare_psycopg2(url: URL) -> bool:
-    """A psycopg2 URL whose query holds only single libpq keywords (no multi-host lists)."""
-    return url.drivername == "postgresql+psycopg2" and all(
-        isinstance(value, str) for value in url.query.values()
-    )
+#: Schemes SQLAlchemy connects through psycopg2 (a bare one when psycopg2 is installed).
+_PSYCOPG2_SCHEMES = ("postgresql+psycopg2", "postgresql", "postgres")
 
 
-def _observe_postgres(url: URL, settings: Settings, schemas: Sequence[str | None]) -> _Seen:
-    """Heads, trust and fingerprint over one bare psycopg2 connection: the same connection
-    arguments SQLAlchemy's psycopg2 dialect would pass, without loading the dialect."""
+def libpq_params(raw: str) -> dict[str, str] | None:
+    """libpq's keywords for a URL that SQLAlchemy's psycopg2 dialect would connect with in
+    exactly the same way, parsed by libpq itself (``parse_dsn``) so that the fast path needs
+    no SQLAlchemy (a fifth of a no-op start). ``"url"`` holds the URL as SQLAlchemy names it.
+
+    None when unsure, and the caller takes SQLAlchemy's parse: another driver, a URL the
+    runner refuses, or anything where the two parsers could differ (percent-escapes, ``+``
+    or ``,`` after the credentials, a repeated query key: multi-host lists).
+
+    Raises ConfigError for a URL the runner refuses.
+    """
+    scheme, separator, rest = raw.strip().partition("://")
+    if not separator or scheme not in _PSYCOPG2_SCHEMES:
+        return None
+    if scheme != "postgresql+psycopg2" and installed_postgres_driver() != "psycopg2":
+        return None
+    refuse_unencoded_password(raw)
+    after_credentials = rest[rest.rfind("@") + 1 :]
+    if any(c in after_credentials for c in "%+,"):
+        return None
+    query = after_credentials.partition("?")[2]
+    keys = [pair.partition("=")[0] for pair in query.split("&") if pair]
+    if len(keys) != len(set(keys)):
+        return None
+    from psycopg2 import ProgrammingError
+    from psycopg2.extensions import parse_dsn
+
+    try:
+        arguments: dict[str, str] = parse_dsn(f"postgresql://{rest}")
+    except ProgrammingError:
+        return None
+    return {**arguments, "url": f"postgresql+psycopg2://{rest}"}
+
+
+def _observe_postgres(
+    arguments: dict[str, Any], settings: Settings, schemas: Sequence[str | None]
+) -> _Seen:
+    """Heads, trust and fingerprint over one bare psycopg2 connection, with the connection
+    arguments SQLAlchemy's psycopg2 dialect would pass, without loading SQLAlchemy."""
     import psycopg2
     from psycopg2 import errors, sql
 
-    arguments: dict[str, Any] = url.translate_connect_args(username="user", database="dbname")
-    arguments.update(url.query)
     arguments.setdefault("connect_timeout", 5)
     arguments.setdefault("application_name", "alembic-deploy")
     with closing(psycopg2.connect(**arguments)) as conn:
@@ -462,6 +498,9 @@ def _observe(raw: str, settings: Settings, schemas: Sequence[str | None]) -> _Se
 
 def _version_heads(conn: Connection, settings: Settings) -> list[str] | None:
     """The version table's rows (what Alembic's ``get_current_heads`` reads); None without it."""
+    from sqlalchemy import column, select, table
+    from sqlalchemy.exc import SQLAlchemyError
+
     version = table(
         settings.version_table, column("version_num"), schema=settings.version_table_schema
     )

@@ -11,6 +11,8 @@ table: ``fastpath.skipped`` and the full pipeline, which then decides as it alwa
 from __future__ import annotations
 
 import shutil
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -23,7 +25,7 @@ from runner.fastpath import server_refusal
 from runner.schema import reflect_schema
 from runner.snapshot import load_snapshot
 from tests.e2e.helpers import chain, execute, upgrade_to
-from tests.fixtures.cli import CliResult, run_cli
+from tests.fixtures.cli import CliResult, cli_environ, parse_events, run_cli
 
 Project = Callable[[str], Path]
 
@@ -90,6 +92,31 @@ def test_a_no_op_start_takes_the_fast_path(deployed: tuple[Path, str]) -> None:
             env={"DATABASE_URL": url},
         )
     )
+
+
+def test_the_fast_path_imports_neither_sqlalchemy_nor_alembic_on_postgresql(
+    deployed: tuple[Path, str],
+) -> None:
+    """A third of a no-op start was importing SQLAlchemy to parse the URL; libpq parses it."""
+    ini, url = deployed
+    if not url.startswith("postgresql"):
+        pytest.skip("SQLite's fast path connects through SQLAlchemy's engine")
+    probe = (
+        "import sys, runner.cli\n"
+        "code = runner.cli.main(['check', '--config', sys.argv[1]])\n"
+        "loaded = sorted({m.split('.')[0] for m in sys.modules} & {'sqlalchemy', 'alembic'})\n"
+        "print(code, *loaded)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe, str(ini)],
+        env=cli_environ({"DATABASE_URL": url}),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.stdout.split() == ["0"], result.stderr
+    assert any(e["event"] == "fastpath.taken" for e in parse_events(result.stderr)), result.stderr
 
 
 def test_no_fast_path_flag_runs_the_full_pipeline(deployed: tuple[Path, str]) -> None:

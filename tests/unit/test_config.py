@@ -8,6 +8,7 @@ from runner.cli import parse_settings
 from runner.config import (
     Command,
     LogFormat,
+    check_urls,
     mask_text,
     masked_url,
     register_secret,
@@ -77,7 +78,8 @@ def test_bad_values_are_configuration_errors_naming_the_source(
     argv: list[str], env: dict[str, str], named: str
 ) -> None:
     with pytest.raises(ConfigError) as caught:
-        parse_settings(argv, env)
+        # URLs are parsed once the fast path has missed (it parses without SQLAlchemy).
+        check_urls(parse_settings(argv, env))
     assert caught.value.exit_code is ExitCode.USAGE
     assert named in caught.value.message
 
