@@ -417,8 +417,8 @@ def libpq_params(raw: str) -> dict[str, str] | None:
     no SQLAlchemy (a fifth of a no-op start). ``"url"`` holds the URL as SQLAlchemy names it.
 
     None when unsure, and the caller takes SQLAlchemy's parse: another driver, a URL the
-    runner refuses, or anything where the two parsers could differ (percent-escapes, ``+``
-    or ``,`` after the credentials, a repeated query key: multi-host lists).
+    runner refuses, or anything where the two parsers could differ (an escape or a comma in the
+    host or database, ``+`` anywhere after the credentials, a repeated or blank query key).
 
     Raises ConfigError for a URL the runner refuses.
     """
@@ -428,13 +428,15 @@ def libpq_params(raw: str) -> dict[str, str] | None:
     if scheme != "postgresql+psycopg2" and installed_postgres_driver() != "psycopg2":
         return None
     refuse_unencoded_password(raw)
-    after_credentials = rest[rest.rfind("@") + 1 :]
-    if any(c in after_credentials for c in "%+,"):
+    location, _, query = rest[rest.rfind("@") + 1 :].partition("?")
+    # SQLAlchemy keeps host escapes, and 2.0 database escapes too, where libpq decodes them;
+    # a comma there is libpq's host list; parse_qsl reads '+' as a space, libpq not.
+    if any(c in location for c in "%+,") or "+" in query:
         return None
-    query = after_credentials.partition("?")[2]
-    keys = [pair.partition("=")[0] for pair in query.split("&") if pair]
-    if len(keys) != len(set(keys)):
-        return None
+    pairs = [pair.partition("=") for pair in query.split("&") if pair]
+    keys = [key for key, _, _ in pairs]
+    if len(keys) != len(set(keys)) or not all(value for _, _, value in pairs):
+        return None  # a host list, or a blank value SQLAlchemy drops and libpq keeps
     from psycopg2 import ProgrammingError
     from psycopg2.extensions import parse_dsn
 

@@ -37,6 +37,9 @@ def _sqlalchemy_arguments(raw: str) -> dict[str, str]:
         "postgresql://host/db?host=a&host=b",  # multi-host, SQLAlchemy's way
         "postgresql://h1:5432,h2:5432/db",  # multi-host, libpq's way (SQLAlchemy refuses)
         "postgresql://host/db?options=a+b",
+        "postgresql://host/db?options=a%2Bb%20c&sslmode=",
+        "postgresql://u@/db?host=%2Ftmp%2Fpg&port=5433",  # a Unix socket, as SQLAlchemy renders it
+        "postgresql://%2Ftmp%2Fpg/db",
         "postgresql://u:p@host/",
         "postgresql://host",
     ],
@@ -55,6 +58,8 @@ def test_the_plain_urls_of_real_deployments_are_parsed_by_libpq() -> None:
         "postgresql://app:s3cret@db.internal:5433/orders",
         "postgres://app:s3cret@ec2-1-2-3-4.compute-1.amazonaws.com:5432/d8f?sslmode=require",
         "postgresql+psycopg2://app:p%40ss@127.0.0.1/orders",
+        "postgresql+psycopg2://u@/db?host=%2Ftmp%2Fpg&port=5433",
+        "postgresql://u@h/db?options=-c%20search_path%3Dapp,public",
     ):
         assert libpq_params(raw) is not None, raw
 
@@ -69,6 +74,8 @@ def test_the_plain_urls_of_real_deployments_are_parsed_by_libpq() -> None:
         "postgresql://h1:5432,h2:5432/db",
         "postgresql://host/db?host=a&host=b",
         "postgresql://host/db?options=a+b",
+        "postgresql://%2Ftmp%2Fpg/db",
+        "postgresql://host/db?sslmode=",
     ],
 )
 def test_declines_what_it_cannot_parse_as_sqlalchemy_does(raw: str) -> None:
