@@ -93,7 +93,9 @@ EVENTS: dict[str, str] = {
     "heal.table_recreated": "a missing table was re-created empty; its lost data is not restored",
     "heal.finished": "every repair was committed in one transaction (`repairs`)",
     # --- upgrade -----------------------------------------------------------------------------
-    "upgrade.started": "pending revisions are being applied through env.py (`target`, `pending`)",
+    "upgrade.started": "pending revisions are being applied through env.py (`target`, `pending`, "
+    "`defensive`: off, with `why`, when the database is the clean replay the snapshot saw skip "
+    "nothing)",
     "upgrade.revision_started": "a revision's transaction started",
     "upgrade.still_running": "a revision is still running (a long migration is not a hang); "
     "every 5 s: `elapsed_s`, and on PostgreSQL the statement's `state`, `waiting_for`, "

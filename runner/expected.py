@@ -181,6 +181,18 @@ class ExpectedSchemas:
             found[i] = Expected(stages[i], models, source)
         return [found[i] for i in range(len(stages))]
 
+    def replays_cleanly(self, revisions: Sequence[str]) -> bool:
+        """Whether the snapshot, usable for these revisions, saw their clean replay skip no
+        defensive operation (see :meth:`Snapshot.replays_cleanly`)."""
+        self._load()
+        snapshot = self._snapshot
+        return (
+            snapshot is not None
+            and snapshot.dialect == self.dep.database.dialect
+            and not snapshot.edited(self._checksums or {})
+            and snapshot.replays_cleanly(revisions)
+        )
+
     def every_revision(self) -> Snapshot | None:
         """The expected schema of every revision (adoption, explaining a wrong stamp).
 

@@ -48,6 +48,8 @@ class ReplayResult:
     stages: list[Schema]
     applied: list[str] = field(default_factory=list)
     revisions: dict[str, Schema] = field(default_factory=dict)
+    #: Revisions in which a defensive operation was skipped (the chain repeats itself).
+    skipped: list[str] = field(default_factory=list)
 
 
 class ShadowLeakError(DeployError):
@@ -260,14 +262,18 @@ def replay(
             revision=failed.revision,
             traceback=failed.traceback,
         ) from None
+    # "*": a skip outside any revision (env.py's own DDL) taints the whole chain.
+    skipped = sorted({str(record.get("revision") or "*") for record in result.skipped})
     if each_revision:
         return ReplayResult(
             stages=[],
             applied=[record["revision"] for record in result.applied],
             revisions=_shared_schemas(result.revision_schemas),
+            skipped=skipped,
         )
     return ReplayResult(
-        stages=[Schema.from_dict(result.schemas[i] or {}) for i in range(len(stages))]
+        stages=[Schema.from_dict(result.schemas[i] or {}) for i in range(len(stages))],
+        skipped=skipped,
     )
 
 

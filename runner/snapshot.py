@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -68,6 +68,15 @@ class Snapshot:
     #: What the no-op fast path compares (:func:`runner.fastpath.record`); None when the
     #: graph has several heads.
     fastpath: Mapping[str, Any] | None = None
+    #: Revisions whose clean replay skipped a defensive operation (the chain creates an object
+    #: twice, or drops one twice); None in a snapshot written before this was recorded.
+    replay_skips: tuple[str, ...] | None = None
+
+    def replays_cleanly(self, revisions: Iterable[str]) -> bool:
+        """Whether a clean replay of ``revisions`` skipped nothing: applied to a database
+        identical to the clean replay's, they need no defensive check (each would pass)."""
+        skips = self.replay_skips
+        return skips is not None and "*" not in skips and not set(skips) & set(revisions)
 
     def schema_for(self, heads: tuple[str, ...]) -> Schema | None:
         entry = self.states.get(state_key(heads))
@@ -108,6 +117,7 @@ class Snapshot:
             "dialect": self.dialect,
             "server_version": self.server_version,
             "fastpath": dict(self.fastpath) if self.fastpath else None,
+            "replay_skips": None if self.replay_skips is None else sorted(self.replay_skips),
             "schemas": list(self.schemas),
             "checksums": dict(sorted(self.checksums.items())),
             "states": states,
@@ -171,7 +181,15 @@ class Snapshot:
             states=states,
             bases={key: entry["base"] for key, entry in encoded.items()},
             fastpath=data.get("fastpath"),
+            replay_skips=_revisions(data.get("replay_skips")),
         )
+
+
+def _revisions(value: Any) -> tuple[str, ...] | None:
+    """A list of revision ids as written, None for anything else (an older snapshot)."""
+    if isinstance(value, list) and all(isinstance(item, str) for item in value):
+        return tuple(value)
+    return None
 
 
 #: Keys written on one line: the fast path reads its record without parsing the whole file.
@@ -301,6 +319,7 @@ def build_snapshot(
         groups[-1].append(revision)
         done = needed
     fast: dict[str, Any] | None = None
+    skips: set[str] = set()
     for group in groups:
         # One upgrade run per group, as a deploy runs it, recording each revision's schema
         # from inside its transaction (a chain may only work in one run, e.g. enum types).
@@ -315,6 +334,7 @@ def build_snapshot(
                 watch=watch,
                 each_revision=True,
             )
+            skips.update(found.skipped)
             if graph.heads == (group[-1],):
                 # The clean replay at the single head: what the no-op fast path compares with,
                 # over every schema the migrations created tables in.
@@ -333,9 +353,11 @@ def build_snapshot(
     heads = graph.heads
     if len(heads) > 1:
         with scratch_database(dep) as shadow:
-            (schema,) = replay(
+            merged = replay(
                 dep, shadow, [["heads"]], schemas, excluded, what="snapshot", watch=watch
-            ).stages
+            )
+        (schema,) = merged.stages
+        skips.update(merged.skipped)
         record(state_key(heads), schema)
         bases[state_key(heads)] = state_key((heads[0],))
     with dep.engine.connect() as conn:
@@ -350,6 +372,7 @@ def build_snapshot(
         states=states,
         bases=bases,
         fastpath=fast,
+        replay_skips=tuple(sorted(skips)),
     )
     log.info("snapshot.built", revisions=len(states), tables=len(tables), enums=len(enums))
     return snapshot

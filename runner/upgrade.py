@@ -59,16 +59,31 @@ def upgrade_to_head(
     state: RevisionState,
     locker: Locker,
     on_applied: Callable[[AppliedRevision], None] | None = None,
+    *,
+    defensive: bool | None = None,
 ) -> UpgradeResult:
     """Apply ``state.pending`` (to ``state.target``) one committed revision at a time.
 
-    ``on_applied`` is told of each revision as soon as it committed.
+    ``on_applied`` is told of each revision as soon as it committed. ``defensive`` (default:
+    the setting) turns the defensive lookups on or off for this run.
     """
     result = UpgradeResult()
     if state.target is None or not state.pending:
         return result
     settings = dep.settings
-    log.info("upgrade.started", target=state.target, pending=list(state.pending))
+    if defensive is None:
+        defensive = settings.defensive
+    log.info(
+        "upgrade.started",
+        target=state.target,
+        pending=list(state.pending),
+        defensive=defensive,
+        **(
+            {"why": "the database is the snapshot's clean replay, which skipped nothing"}
+            if settings.defensive and not defensive
+            else {}
+        ),
+    )
 
     def applied(record: dict[str, Any]) -> None:
         revision = AppliedRevision(
@@ -93,7 +108,7 @@ def upgrade_to_head(
         dep.database,
         tag=supervisor.tag,
         stages=[[state.target]],
-        defensive=settings.defensive,
+        defensive=defensive,
         gate=True,
     )
     environ = worker_environ(settings, dep.database)

@@ -19,6 +19,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.pool import NullPool
 
 from runner.errors import ExitCode
+from runner.snapshot import load_snapshot
 from tests.e2e.helpers import chain, columns, db_revisions, execute, indexes, physical, upgrade_to
 from tests.fixtures.cli import run_cli
 
@@ -127,3 +128,58 @@ def test_without_defensive_operations_the_repair_chain_fails_as_alembic_does(
     assert result.returncode == ExitCode.MIGRATION_FAILED, result
     assert "already exists" in result.one("upgrade.failed")["error"]
     assert db_revisions(pg_url) == [chain(ini)[1]]
+
+
+def _snapshot(ini: Path, backend: str, make_db: Callable[[], str], url: str) -> None:
+    shadow = [] if backend == "sqlite" else ["--shadow-url", make_db()]
+    built = run_cli("snapshot", "--config", str(ini), *shadow, env={"DATABASE_URL": url})
+    assert built.returncode == ExitCode.OK, built
+
+
+def test_defensive_lookups_are_left_out_only_where_the_snapshot_proves_them_useless(
+    backend: str, project: Project, make_db: Callable[[], str], tmp_path: Path
+) -> None:
+    """From a database identical to the clean replay's, the pending revisions do what they did
+    there: the snapshot recorded that they skipped nothing, so the upgrade needs no lookups."""
+    ini = project("linear")
+    revisions = chain(ini)
+    _snapshot(ini, backend, make_db, _database(backend, make_db, tmp_path, "scratch"))
+    fresh = _database(backend, make_db, tmp_path, "fresh")
+    result = run_cli("migrate", "--config", str(ini), env={"DATABASE_URL": fresh})
+    assert result.returncode == ExitCode.OK, result
+    started = result.one("upgrade.started")
+    assert started["defensive"] is False and "clean replay" in started["why"], started
+
+    # A column added by hand that revision 5 adds too: the database is not the clean replay's
+    # (an extra column), so the lookups are on and the add_column is skipped, not failed.
+    drifted = _database(backend, make_db, tmp_path, "drifted")
+    upgrade_to(ini, drifted, revisions[3])
+    execute(drifted, "ALTER TABLE users ADD COLUMN last_login_at TIMESTAMP")
+    result = run_cli("migrate", "--config", str(ini), env={"DATABASE_URL": drifted})
+    assert result.returncode == ExitCode.OK, result
+    assert result.one("upgrade.started")["defensive"] is True
+    skipped = {(e["operation"], e["object"]) for e in result.named("upgrade.operation_skipped")}
+    assert skipped == {("add_column", "last_login_at")}, result
+    assert db_revisions(drifted) == [revisions[-1]]
+
+    # --no-defensive stays off, with no reason to give.
+    plain = _database(backend, make_db, tmp_path, "plain")
+    result = run_cli("migrate", "--config", str(ini), "--no-defensive", env={"DATABASE_URL": plain})
+    assert result.returncode == ExitCode.OK, result
+    assert "why" not in result.one("upgrade.started")
+
+
+def test_a_chain_whose_replay_skips_keeps_its_defensive_lookups(
+    backend: str, project: Project, make_db: Callable[[], str], tmp_path: Path
+) -> None:
+    ini = project("repair_chain")
+    revisions = chain(ini)
+    _snapshot(ini, backend, make_db, _database(backend, make_db, tmp_path, "scratch"))
+    recorded = load_snapshot(ini.parent / "alembic-deploy-snapshot.json")
+    assert recorded is not None and recorded.replay_skips == (revisions[2],), recorded
+    fresh = _database(backend, make_db, tmp_path, "fresh")
+    result = run_cli("migrate", "--config", str(ini), env={"DATABASE_URL": fresh})
+    assert result.returncode == ExitCode.OK, result
+    assert result.one("upgrade.started")["defensive"] is True
+    assert len(result.named("upgrade.operation_skipped")) == 3
+    _converged(fresh)
