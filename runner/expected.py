@@ -181,24 +181,8 @@ class ExpectedSchemas:
             found[i] = Expected(stages[i], models, source)
         return [found[i] for i in range(len(stages))]
 
-    def replays_cleanly(self, revisions: Sequence[str]) -> bool:
-        """Whether the snapshot, usable for these revisions, saw their clean replay skip no
-        defensive operation (see :meth:`Snapshot.replays_cleanly`)."""
-        self._load()
-        snapshot = self._snapshot
-        return (
-            snapshot is not None
-            and snapshot.dialect == self.dep.database.dialect
-            and not snapshot.edited(self._checksums or {})
-            and snapshot.replays_cleanly(revisions)
-        )
-
-    def every_revision(self) -> Snapshot | None:
-        """The expected schema of every revision (adoption, explaining a wrong stamp).
-
-        The snapshot when it is usable, else one built now by replay (unless ``--no-shadow``
-        or no scratch database can be had: None, logged).
-        """
+    def _whole_snapshot(self) -> Snapshot | None:
+        """The snapshot when it holds every revision as it is now, on this dialect."""
         self._load()
         snapshot = self._snapshot
         if (
@@ -206,6 +190,23 @@ class ExpectedSchemas:
             and snapshot.dialect == self.dep.database.dialect
             and not snapshot.edited(self._checksums or {})
         ):
+            return snapshot
+        return None
+
+    def replays_cleanly(self, revisions: Sequence[str]) -> bool:
+        """Whether the snapshot, usable for these revisions, saw their clean replay skip no
+        defensive operation (see :meth:`Snapshot.replays_cleanly`)."""
+        snapshot = self._whole_snapshot()
+        return snapshot is not None and snapshot.replays_cleanly(revisions)
+
+    def every_revision(self) -> Snapshot | None:
+        """The expected schema of every revision (adoption, explaining a wrong stamp).
+
+        The snapshot when it is usable, else one built now by replay (unless ``--no-shadow``
+        or no scratch database can be had: None, logged).
+        """
+        snapshot = self._whole_snapshot()
+        if snapshot is not None:
             return snapshot
 
         def build() -> Snapshot:
