@@ -253,13 +253,19 @@ def _dispatch(settings: Settings, report: DeployReport, started: float, out: Tex
         from runner import fastpath
 
         fast_started = time.perf_counter()
-        taken = fastpath.attempt(settings, report)
+        outcome = fastpath.attempt(settings, report)
         report.steps_ms["fastpath"] = round((time.perf_counter() - fast_started) * 1000, 1)
-        if taken:
+        if outcome is fastpath.Outcome.TAKEN:
             if settings.command is Command.RUN:
                 _summary(settings, report, ExitCode.OK, started)
-                exec_app(settings.app_command)
+                _exec(settings)
             return ExitCode.OK
+        if outcome is fastpath.Outcome.BEHIND and settings.command is not Command.CHECK:
+            # Revisions are pending: the upgrade's worker imports Alembic and SQLAlchemy while
+            # this process imports the pipeline, waits, locks and verifies.
+            from runner import supervise
+
+            supervise.prestart()
         check_urls(settings)
     from runner.pipeline import deploy, inspect_database, plan_sql, write_snapshot
 
@@ -294,8 +300,15 @@ def _dispatch(settings: Settings, report: DeployReport, started: float, out: Tex
     deploy(settings, report)
     if settings.command is Command.RUN and settings.app_command:
         _summary(settings, report, ExitCode.OK, started)
-        exec_app(settings.app_command)
+        _exec(settings)
     return ExitCode.OK
+
+
+def _exec(settings: Settings) -> NoReturn:
+    """Replace this process with the app (a prestarted worker no job took goes first)."""
+    if "runner.supervise" in sys.modules:
+        sys.modules["runner.supervise"].discard_prestarted()
+    exec_app(settings.app_command)
 
 
 def main(
@@ -372,4 +385,6 @@ def main(
             failure()
     finally:
         signals.restore()
+        if "runner.supervise" in sys.modules:
+            sys.modules["runner.supervise"].discard_prestarted()
     return int(code)

@@ -30,6 +30,7 @@ import os
 import tomllib
 from collections.abc import Iterable, Mapping, Sequence
 from contextlib import closing
+from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -335,13 +336,19 @@ def fingerprint_matches(settings: Settings, conn: Connection, heads: Sequence[st
     return objects if digest == saved.get("fingerprint") else None
 
 
-def _miss(reason: str) -> bool:
+class Outcome(StrEnum):
+    TAKEN = "taken"  # nothing to do, verified
+    BEHIND = "behind"  # the database is not at head (fresh, or revisions pending)
+    MISSED = "missed"  # anything else: the full path decides
+
+
+def _miss(reason: str, outcome: Outcome = Outcome.MISSED) -> Outcome:
     log.info("fastpath.skipped", reason=reason)
-    return False
+    return outcome
 
 
-def attempt(settings: Settings, report: Any) -> bool:
-    """Take the fast path when it is safe (True: nothing to do, verified); else False."""
+def attempt(settings: Settings, report: Any) -> Outcome:
+    """Take the fast path when it is safe (TAKEN: nothing to do, verified); else say why not."""
     path = snapshot_path(settings)
     if not path.is_file():
         return _miss(f"no snapshot at {path}")
@@ -390,19 +397,20 @@ def attempt(settings: Settings, report: Any) -> bool:
     except Exception as exc:  # any failure is a miss: the full path waits, retries, reports
         return _miss(f"{type(exc).__name__} while checking; the full path reports it")
     if isinstance(seen, str):
-        return _miss(seen)
+        return _miss(seen, Outcome.BEHIND if seen == _NO_VERSION_TABLE else Outcome.MISSED)
     heads, digest, objects = seen
     if sorted(heads) != saved["heads"]:
-        return _miss("the database is not at the snapshot's head")
+        return _miss("the database is not at the snapshot's head", Outcome.BEHIND)
     if digest != saved.get("fingerprint"):
         return _miss("the catalog differs from the snapshot's head (drift or extra objects)")
     report.database = masked
     report.db_heads_before = report.db_heads_after = report.script_heads = tuple(heads)
     report.expected_source = "snapshot fingerprint"
     log.info("fastpath.taken", heads=list(heads), objects=objects, database=masked)
-    return True
+    return Outcome.TAKEN
 
 
+_NO_VERSION_TABLE = "the database has no version table"
 #: What the database says: (version table rows, fingerprint, objects), or why it cannot say.
 _Seen = tuple[list[str], str, int] | str
 
@@ -466,7 +474,7 @@ def _observe_postgres(
             try:
                 cursor.execute(sql.SQL("SELECT version_num FROM {}").format(version))
             except errors.UndefinedTable:
-                return "the database has no version table"
+                return _NO_VERSION_TABLE
             heads = [str(row[0]) for row in cursor.fetchall()]
             cursor.execute("SELECT version(), current_setting('server_version_num')::int")
             banner, number = cursor.fetchone()
@@ -488,7 +496,7 @@ def _observe(raw: str, settings: Settings, schemas: Sequence[str | None]) -> _Se
         with engine.connect() as conn:
             heads = _version_heads(conn, settings)
             if heads is None:
-                return "the database has no version table"
+                return _NO_VERSION_TABLE
             refusal = untrusted(conn)
             if refusal is not None:
                 return refusal

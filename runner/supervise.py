@@ -127,6 +127,89 @@ class Supervisor:
         return _Run(self, job, env).follow()
 
 
+def _child_environ(env: Mapping[str, str], tag: str) -> dict[str, str]:
+    return {
+        **env,
+        "PGAPPNAME": tag,
+        # Unbuffered: what a long migration prints shows up while it runs.
+        "PYTHONUNBUFFERED": "1",
+        "PYTHONPATH": os.pathsep.join(p for p in (_PACKAGE_ROOT, env.get("PYTHONPATH", "")) if p),
+    }
+
+
+@dataclass
+class _Child:
+    """A worker interpreter and the parent's ends of its two pipes."""
+
+    proc: subprocess.Popen[bytes]
+    records: int
+    control: Any
+
+    @classmethod
+    def spawn(cls, environ: Mapping[str, str]) -> _Child:
+        records_r, records_w = os.pipe()
+        control_r, control_w = os.pipe()
+        try:
+            proc = subprocess.Popen(
+                # -P: the working directory does not shadow our packages (a project's own
+                # `alembic/` or `runner/` folder), as with the `alembic` command itself; the
+                # Alembic config's prepend_sys_path still applies.
+                [sys.executable, "-P", "-m", "runner.worker", str(records_w), str(control_r)],
+                pass_fds=(records_w, control_r),
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                env=dict(environ),
+            )
+        except BaseException:
+            os.close(records_r)
+            os.close(control_w)
+            raise
+        finally:
+            os.close(records_w)
+            os.close(control_r)
+        return cls(proc, records_r, os.fdopen(control_w, "wb", buffering=0))
+
+    def discard(self) -> None:
+        self.proc.kill()
+        self.proc.wait()
+        os.close(self.records)
+        self.control.close()
+        for stream in (self.proc.stdout, self.proc.stderr):
+            if stream is not None:
+                stream.close()
+
+
+#: A worker started ahead of its job (:func:`prestart`), waiting for it; the next job takes it.
+_prestarted: _Child | None = None
+
+
+def prestart() -> None:
+    """Start a worker now, to import Alembic and SQLAlchemy while the runner waits, locks and
+    verifies: a fresh deploy's upgrade then starts that much sooner. Harmless when unused
+    (:func:`discard_prestarted`, and it dies with the runner)."""
+    global _prestarted
+    if _prestarted is None:
+        _prestarted = _Child.spawn(_child_environ(os.environ, "alembic-deploy"))
+        log.info("worker.prestarted", pid=_prestarted.proc.pid)
+
+
+def _take_prestarted() -> _Child | None:
+    global _prestarted
+    child, _prestarted = _prestarted, None
+    if child is not None and child.proc.poll() is not None:
+        child.discard()  # it died waiting (killed from outside): start a fresh one
+        return None
+    return child
+
+
+def discard_prestarted() -> None:
+    """Kill a prestarted worker that no job took (before exiting or exec'ing the app)."""
+    child = _take_prestarted()
+    if child is not None:
+        child.discard()
+
+
 class _Run:
     def __init__(self, supervisor: Supervisor, job: dict[str, Any], env: Mapping[str, str]):
         self.s = supervisor
@@ -139,40 +222,14 @@ class _Run:
         self.current: str | None = None
         self.started_at = 0.0
         self.heartbeat = 0.0
-        records_r, records_w = os.pipe()
-        control_r, control_w = os.pipe()
-        try:
-            self.proc = subprocess.Popen(
-                # -P: the working directory does not shadow our packages (a project's own
-                # `alembic/` or `runner/` folder), as with the `alembic` command itself; the
-                # Alembic config's prepend_sys_path still applies.
-                [sys.executable, "-P", "-m", "runner.worker", str(records_w), str(control_r)],
-                pass_fds=(records_w, control_r),
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                env={
-                    **env,
-                    "PGAPPNAME": supervisor.tag,
-                    # Unbuffered: what a long migration prints shows up while it runs.
-                    "PYTHONUNBUFFERED": "1",
-                    "PYTHONPATH": os.pathsep.join(
-                        p for p in (_PACKAGE_ROOT, env.get("PYTHONPATH", "")) if p
-                    ),
-                },
-            )
-        except BaseException:
-            os.close(records_r)
-            os.close(control_w)
-            raise
-        finally:
-            os.close(records_w)
-            os.close(control_r)
+        environ = _child_environ(env, supervisor.tag)
+        child = _take_prestarted() or _Child.spawn(environ)
+        self.proc, self.records, self.control = child.proc, child.records, child.control
         with _active_lock:
             _ACTIVE.add(self)
-        self.records = records_r
-        self.control = os.fdopen(control_w, "wb", buffering=0)
-        self._send(job)
+        # The job carries the environment: a prestarted child applies it before any of the
+        # user's code runs (it was started with the runner's own).
+        self._send({**job, "environ": environ})
 
     def _send(self, message: Mapping[str, Any]) -> None:
         # BrokenPipe: the child is gone, and its records tell why.
@@ -421,6 +478,8 @@ _active_lock = threading.Lock()
 
 def kill_all() -> None:
     """Kill every running child and end its sessions (the signal watchdog's last resort)."""
+    if _prestarted is not None:
+        _prestarted.proc.kill()
     with _active_lock:
         runs = list(_ACTIVE)
     for run in runs:

@@ -22,7 +22,9 @@ to its caller; failures become a ``failed`` record and exit status 1.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
+import importlib
 import io
 import json
 import logging
@@ -528,6 +530,23 @@ def _connection_lost(exc: BaseException) -> bool:
     return False
 
 
+def _preload() -> None:
+    """Import what every job uses before its job arrives (a prestarted worker does this while
+    the runner is still busy). Only libraries: no user code runs before the job."""
+    for module in _PRELOADED:
+        with contextlib.suppress(ImportError):  # psycopg2 on a SQLite-only install
+            importlib.import_module(module)
+
+
+_PRELOADED = (
+    "sqlalchemy",
+    "alembic.command",
+    "alembic.runtime.environment",
+    "alembic.script",
+    "psycopg2",
+)
+
+
 def main(argv: list[str]) -> int:
     """Run one job; the parent reads the outcome from the records, not the exit status."""
     _die_with_parent()
@@ -539,7 +558,14 @@ def main(argv: list[str]) -> int:
     records = os.fdopen(records_fd, "wb")
     control = os.fdopen(control_fd, "rb")
     channel = Channel(records, control)
+    _preload()
     job = channel.receive()
+    environ = job.get("environ")
+    if environ is not None:
+        # A prestarted worker was started with the runner's environment; this job's is the
+        # one env.py must see (DATABASE_URL, PGOPTIONS, PGAPPNAME). Nothing has read it yet.
+        os.environ.clear()
+        os.environ.update(environ)
     worker = Worker(channel, job)
     try:
         worker.run()

@@ -321,3 +321,48 @@ def test_the_incremental_snapshot_records_what_a_full_reflection_reads(
         finally:
             engine.dispose()
         assert recorded.to_dict() == actual.to_dict(), revision
+
+
+def test_a_prestarted_worker_runs_env_py_in_the_deploys_environment(
+    project: Project, make_db: Callable[[], str]
+) -> None:
+    """The database is behind head: the upgrade's worker starts while the runner verifies.
+    It was started with the runner's environment; env.py must still see the deploy's own
+    (PGOPTIONS carrying the DDL lock_timeout, PGAPPNAME tagging its sessions)."""
+    ini = project("linear_envurl")
+    versions = ini.parent / "migrations" / "versions"
+    (versions / "aa0000000008_probe.py").write_text(
+        '"""probe"""\n'
+        "from alembic import op\n\n"
+        'revision = "aa0000000008"\n'
+        f'down_revision = "{HEAD}"\n'
+        "branch_labels = None\n"
+        "depends_on = None\n\n\n"
+        "def upgrade() -> None:\n"
+        "    op.execute(\n"
+        '        "CREATE TABLE probe AS SELECT "\n'
+        "        \"current_setting('lock_timeout') AS lock_timeout, \"\n"
+        "        \"current_setting('application_name') AS application_name\"\n"
+        "    )\n\n\n"
+        "def downgrade() -> None:\n"
+        '    op.drop_table("probe")\n'
+    )
+    url = make_db()
+    env = {"DATABASE_URL": url}
+    built = run_cli("snapshot", "--config", str(ini), "--shadow-url", make_db(), env=env)
+    assert built.returncode == ExitCode.OK, built
+    result = run_cli("migrate", "--config", str(ini), "--ddl-lock-timeout", "7", env=env)
+    assert result.returncode == ExitCode.OK, result
+    assert skipped(result) == "the database has no version table"
+    assert result.named("worker.prestarted"), result
+    engine = create_engine(url, poolclass=NullPool)
+    try:
+        with engine.connect() as conn:
+            row = conn.exec_driver_sql("SELECT lock_timeout, application_name FROM probe").one()
+    finally:
+        engine.dispose()
+    assert row[0] == "7s", row
+    assert row[1].startswith("alembic-deploy-worker-"), row
+    # At head: nothing pending, so no worker is started ahead (and the fast path answers).
+    again = run_cli("migrate", "--config", str(ini), env=env)
+    assert took_fast_path(again) and not again.named("worker.prestarted"), again
