@@ -504,19 +504,23 @@ def breakdown(samples: list[dict[str, float]]) -> str:
 # ---------------------------------------------------------------------------------------------
 
 
-def snapshot_build(bench: Bench, cfg: list[str], snapshot: Path, repeats: int) -> Row:
-    """(e) ``alembic-deploy snapshot`` into a dedicated scratch database."""
+def snapshot_build(
+    bench: Bench, cfg: list[str], snapshot: Path
+) -> tuple[Row, Callable[[int], None]]:
+    """(e) ``alembic-deploy snapshot`` into a dedicated scratch database: its row, and the step
+    that measures one build (interleaved with the fresh deploys it is compared with)."""
     row = Row("e  alembic-deploy snapshot (build)")
-    for _ in range(repeats):
+
+    def run_e(_: int) -> None:
         seconds, events, _peak = bench.run(
             [DEPLOY, *cfg, "snapshot", "--shadow-url", bench.server.url("bench_shadow")],
             "bench_main",
         )
         require(events, ["snapshot.written"], [], "snapshot")
         row.samples.append(seconds)
-    size = snapshot.stat().st_size
-    row.note = f"file {size / 1024:.0f} KiB"
-    return row
+        row.note = f"file {snapshot.stat().st_size / 1024:.0f} KiB"
+
+    return row, run_e
 
 
 def no_op_starts(
@@ -593,8 +597,11 @@ def no_op_starts(
     return rows
 
 
-def fresh_deploys(bench: Bench, cfg: list[str], repeats: int) -> list[Row]:
-    """(d) an empty database to head, a fresh database per run, interleaved.
+def fresh_deploys(
+    bench: Bench, cfg: list[str], repeats: int, also: Sequence[Callable[[int], None]] = ()
+) -> list[Row]:
+    """(d) an empty database to head, a fresh database per run, interleaved (with ``also``:
+    the snapshot build, whose target is a ratio to d1).
 
     Plain Alembic runs every revision in one transaction (the stock env.py); on a stock server
     a large chain exhausts the lock table there ("out of shared memory"), which the note says.
@@ -631,7 +638,7 @@ def fresh_deploys(bench: Bench, cfg: list[str], repeats: int) -> list[Row]:
         deploy.peaks_mib.append(peak)
         steps.append(step_ms(events))
 
-    timed_rounds(repeats, [run_d1, run_d2])
+    timed_rounds(repeats, [run_d1, run_d2, *also])
     if failures:
         alembic.note = f"FAILED {len(failures)} of {repeats} (out of shared memory?)"
     deploy.note = breakdown(steps)
@@ -739,12 +746,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                 pg.create_database("bench_shadow")
                 # alembic-deploy migrates it: plain Alembic cannot at every size (see d1).
                 bench.run([DEPLOY, *cfg, "migrate"], "bench_main")
-                build = snapshot_build(bench, cfg, snapshot, repeats)
+                build, run_e = snapshot_build(bench, cfg, snapshot)
+                run_e(-1)  # the snapshot the no-op starts use; timed with the fresh deploys
+                build.samples.clear()
                 starts = no_op_starts(bench, cfg, work, repeats, with_check=args.project is None)
-                alembic = starts[0]
-                build.ref, build.ratio_max = alembic, None
                 rows += starts
-                fresh = fresh_deploys(bench, cfg, repeats)
+                fresh = fresh_deploys(bench, cfg, repeats, also=[run_e])
                 build.ref, build.ratio_max = fresh[0], 2.0
                 rows += [*fresh, build, *reflect_and_diff(pg.url("bench_main"), snapshot, repeats)]
                 if args.project is not None:
