@@ -570,6 +570,11 @@ _PG_INDEXES = text(
     JOIN pg_catalog.pg_namespace n ON n.oid = t.relnamespace
     WHERE n.nspname = :schema AND t.relkind IN ('r', 'p')
       AND (:all_tables OR t.relname = ANY(:names))
+      -- An index behind a constraint is read as the constraint (pg_get_indexdef is costly).
+      AND NOT x.indisprimary
+      AND NOT EXISTS (SELECT FROM pg_catalog.pg_constraint k
+                      WHERE k.conrelid = x.indrelid AND k.conindid = x.indexrelid
+                        AND k.contype IN ('p', 'u', 'x'))
     """
 )
 _PG_CONSTRAINTS = text(
@@ -592,9 +597,12 @@ _PG_COLUMNS = text(
            '' AS generated, '' AS identity, NULL AS expression, false AS serial,
            NULL::bigint AS seqstart, NULL::bigint AS seqincrement, NULL::bigint AS seqmin,
            NULL::bigint AS seqmax, NULL::bigint AS seqcache, NULL::boolean AS seqcycle,
-           pg_catalog.obj_description(t.oid, 'pg_class') AS comment
+           td.description AS comment
     FROM pg_catalog.pg_class t
     JOIN pg_catalog.pg_namespace n ON n.oid = t.relnamespace
+    LEFT JOIN pg_catalog.pg_description td
+           ON td.objoid = t.oid AND td.objsubid = 0
+          AND td.classoid = 'pg_catalog.pg_class'::pg_catalog.regclass
     WHERE n.nspname = :schema AND t.relkind IN ('r', 'p')
       AND (:all_tables OR t.relname = ANY(:names))
     UNION ALL
@@ -602,10 +610,16 @@ _PG_COLUMNS = text(
            CASE WHEN a.attcollation <> 0 AND a.attcollation <> ty.typcollation
                 THEN pg_catalog.quote_ident(cn.nspname) || '.'
                      || pg_catalog.quote_ident(co.collname) END,
-           a.attgenerated::text, a.attidentity::text, pg_catalog.pg_get_expr(d.adbin, d.adrelid),
+           a.attgenerated::text, a.attidentity::text,
+           -- A serial's default is its own sequence's nextval(), not read (it is costly).
+           CASE WHEN NOT (a.attidentity = '' AND s.seqrelid IS NOT NULL
+                          AND a.atttypid IN ('pg_catalog.int2'::pg_catalog.regtype,
+                                             'pg_catalog.int4'::pg_catalog.regtype,
+                                             'pg_catalog.int8'::pg_catalog.regtype))
+                THEN pg_catalog.pg_get_expr(d.adbin, d.adrelid) END,
            a.attidentity = '' AND s.seqrelid IS NOT NULL,
            s.seqstart, s.seqincrement, s.seqmin, s.seqmax, s.seqcache, s.seqcycle,
-           pg_catalog.col_description(t.oid, a.attnum)
+           cd.description
     FROM pg_catalog.pg_attribute a
     JOIN pg_catalog.pg_class t ON t.oid = a.attrelid
     JOIN pg_catalog.pg_namespace n ON n.oid = t.relnamespace
@@ -613,6 +627,9 @@ _PG_COLUMNS = text(
     LEFT JOIN pg_catalog.pg_collation co ON co.oid = a.attcollation
     LEFT JOIN pg_catalog.pg_namespace cn ON cn.oid = co.collnamespace
     LEFT JOIN pg_catalog.pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+    LEFT JOIN pg_catalog.pg_description cd
+           ON cd.objoid = t.oid AND cd.objsubid = a.attnum
+          AND cd.classoid = 'pg_catalog.pg_class'::pg_catalog.regclass
     LEFT JOIN (
         -- The sequence a column owns (serial) or is (identity), read once for the schema:
         -- a join the planner can hash, not one pg_depend lookup per column.
@@ -884,23 +901,35 @@ _PG_TABLE_DIGESTS = text(
         JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
         WHERE n.nspname = :schema AND c.relkind IN ('r', 'p')
     ), line AS (
-        SELECT r.relname, format('t %L %L', r.relkind,
-                                 pg_catalog.obj_description(r.oid, 'pg_class')) AS text
+        SELECT r.relname, format('t %L %L', r.relkind, td.description) AS text
         FROM rel r
+        LEFT JOIN pg_catalog.pg_description td
+               ON td.objoid = r.oid AND td.objsubid = 0
+              AND td.classoid = 'pg_catalog.pg_class'::pg_catalog.regclass
         UNION ALL
         SELECT r.relname, format('c %L %L %L %L %L %L %L %L %L', a.attname,
                pg_catalog.format_type(a.atttypid, a.atttypmod), a.attnotnull,
                pg_catalog.pg_get_expr(d.adbin, d.adrelid), a.attidentity, a.attgenerated,
-               a.attcollation, pg_catalog.col_description(r.oid, a.attnum),
-               (SELECT row(q.*)::text FROM pg_catalog.pg_depend dep
-                JOIN pg_catalog.pg_sequence q ON q.seqrelid = dep.objid
-                WHERE dep.refobjid = r.oid AND dep.refobjsubid = a.attnum
-                  AND dep.classid = 'pg_catalog.pg_class'::pg_catalog.regclass
-                  AND dep.deptype IN ('a', 'i') LIMIT 1))
+               a.attcollation, cd.description, s.sequence)
         FROM rel r
         JOIN pg_catalog.pg_attribute a ON a.attrelid = r.oid AND a.attnum > 0
                                        AND NOT a.attisdropped
         LEFT JOIN pg_catalog.pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+        LEFT JOIN pg_catalog.pg_description cd
+               ON cd.objoid = r.oid AND cd.objsubid = a.attnum
+              AND cd.classoid = 'pg_catalog.pg_class'::pg_catalog.regclass
+        LEFT JOIN (
+            -- The sequence a column owns (serial) or is (identity), joined by hash: a lookup
+            -- per column was a third of the query.
+            SELECT DISTINCT ON (dep.refobjid, dep.refobjsubid)
+                   dep.refobjid, dep.refobjsubid, row(q.*)::text AS sequence
+            FROM pg_catalog.pg_depend dep
+            JOIN pg_catalog.pg_sequence q ON q.seqrelid = dep.objid
+            WHERE dep.classid = 'pg_catalog.pg_class'::pg_catalog.regclass
+              AND dep.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass
+              AND dep.deptype IN ('a', 'i')
+            ORDER BY dep.refobjid, dep.refobjsubid, q.seqrelid
+        ) s ON s.refobjid = r.oid AND s.refobjsubid = a.attnum
         UNION ALL
         SELECT r.relname, format('k %L %L %L', k.conname, k.convalidated,
                                  pg_catalog.pg_get_constraintdef(k.oid))
@@ -908,6 +937,11 @@ _PG_TABLE_DIGESTS = text(
         UNION ALL
         SELECT r.relname, format('i %L %L', x.indisvalid, pg_catalog.pg_get_indexdef(x.indexrelid))
         FROM rel r JOIN pg_catalog.pg_index x ON x.indrelid = r.oid
+        -- An index behind a constraint is read as the constraint, as reflection does.
+        WHERE NOT x.indisprimary
+          AND NOT EXISTS (SELECT FROM pg_catalog.pg_constraint k
+                          WHERE k.conrelid = x.indrelid AND k.conindid = x.indexrelid
+                            AND k.contype IN ('p', 'u', 'x'))
         UNION ALL
         SELECT r.relname, format('g %L', pg_catalog.pg_get_triggerdef(g.oid))
         FROM rel r JOIN pg_catalog.pg_trigger g ON g.tgrelid = r.oid AND NOT g.tgisinternal

@@ -292,13 +292,15 @@ def test_the_default_snapshot_server_gives_a_fast_start(
     assert took_fast_path(result), result
 
 
-@pytest.mark.parametrize("name", ["fidelity", "hostile_names", "linear"])
+@pytest.mark.parametrize("name", ["altered", "fidelity", "hostile_names", "linear"])
 def test_the_incremental_snapshot_records_what_a_full_reflection_reads(
     project: Project, make_db: Callable[[], str], name: str
 ) -> None:
     """The build re-reads only the tables a revision changed (catalog digests); each
     revision's recorded schema, server text included, equals a full reflection of a clean
-    upgrade to it."""
+    upgrade to it. ``altered`` changes what other objects' catalog text says: a renamed
+    column or table that another table's foreign key names, comments, sequence options, the
+    options of an index behind a constraint."""
     ini = project(name)
     target = make_db()
     built = run_cli(
