@@ -640,6 +640,11 @@ _PG_COLUMNS = text(
         WHERE dep.classid = 'pg_catalog.pg_class'::pg_catalog.regclass
           AND dep.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass
           AND dep.deptype IN ('a', 'i')
+          -- A few tables (the snapshot build's): index lookups, not a pass over pg_depend.
+          AND dep.refobjid IN (
+              SELECT t.oid FROM pg_catalog.pg_class t
+              JOIN pg_catalog.pg_namespace n ON n.oid = t.relnamespace
+              WHERE n.nspname = :schema AND (:all_tables OR t.relname = ANY(:names)))
         ORDER BY dep.refobjid, dep.refobjsubid, q.seqrelid
     ) s ON s.refobjid = t.oid AND s.refobjsubid = a.attnum
     WHERE n.nspname = :schema AND t.relkind IN ('r', 'p') AND a.attnum > 0
