@@ -521,6 +521,9 @@ class _Catalog:
     #: SQLAlchemy skips (SQLite's indexes on expressions). PostgreSQL's hold the part after
     #: ``USING`` (access method, elements, INCLUDE, WHERE), so they do not name a schema.
     indexes_from_text: bool = False
+    #: Per table, the kinds of object it has: ``p``, ``u``, ``c``, ``f`` (constraints) and
+    #: ``i`` (an index behind no constraint). None: not known, every kind is asked for.
+    kinds: Mapping[str, frozenset[str]] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -694,7 +697,9 @@ def _pg_catalog(
     )
     invalid: set[tuple[str, str]] = set()
     index_text: dict[tuple[str, str], str] = {}
+    kinds: dict[str, set[str]] = {}
     for row in conn.execute(_PG_INDEXES, params):
+        kinds.setdefault(row.table_name, set()).add("i")
         if not row.valid:
             invalid.add((row.table_name, row.name))
         if row.definition.startswith(row.prefix):
@@ -703,6 +708,7 @@ def _pg_catalog(
     constraint_text: dict[tuple[str, str], str] = {}
     exclusions: dict[str, list[Exclusion]] = {}
     for row in conn.execute(_PG_CONSTRAINTS, params):
+        kinds.setdefault(row.table_name, set()).add(row.kind)
         if not row.valid:
             unvalidated.add((row.table_name, row.name))
         constraint_text[(row.table_name, row.name)] = row.definition
@@ -724,6 +730,7 @@ def _pg_catalog(
         index_text=index_text,
         constraint_text=constraint_text,
         exclusions={table: tuple(items) for table, items in exclusions.items()},
+        kinds={table: frozenset(found) for table, found in kinds.items()},
     )
 
 
@@ -1008,13 +1015,23 @@ def _reflect_tables(
     catalog: _Catalog,
     names: Sequence[str] | None = None,
 ) -> Iterator[Table]:
-    kw: dict[str, Any] = {"schema": schema, "filter_names": names}
-    columns = dict(inspector.get_multi_columns(**kw))
-    pks = dict(inspector.get_multi_pk_constraint(**kw))
-    indexes = dict(inspector.get_multi_indexes(**kw))
-    uniques = dict(inspector.get_multi_unique_constraints(**kw))
-    checks = dict(inspector.get_multi_check_constraints(**kw))
-    fks = dict(inspector.get_multi_foreign_keys(**kw))
+    columns = dict(inspector.get_multi_columns(schema=schema, filter_names=names))
+
+    def having(kind: str, read: Callable[..., Any]) -> dict[TableKey, Any]:
+        # Only where the catalog saw that kind: a kind no table has costs no query, and a
+        # few tables (the snapshot build's) are asked about only what they have.
+        if catalog.kinds is None:
+            return dict(read(schema=schema, filter_names=names))
+        found = sorted(table for table, kinds in catalog.kinds.items() if kind in kinds)
+        if not found:
+            return {}
+        return dict(read(schema=schema, filter_names=found if names is not None else None))
+
+    pks = having("p", inspector.get_multi_pk_constraint)
+    indexes = having("i", inspector.get_multi_indexes)
+    uniques = having("u", inspector.get_multi_unique_constraints)
+    checks = having("c", inspector.get_multi_check_constraints)
+    fks = having("f", inspector.get_multi_foreign_keys)
     constraint_text = catalog.constraint_text
     for key in sorted(columns, key=_key_order):
         name = key[1]
