@@ -508,14 +508,21 @@ def snapshot_build(
     bench: Bench, cfg: list[str], snapshot: Path
 ) -> tuple[Row, Callable[[int], None]]:
     """(e) ``alembic-deploy snapshot`` into a dedicated scratch database: its row, and the step
-    that measures one build (interleaved with the fresh deploys it is compared with)."""
+    that measures one build (interleaved with the fresh deploys it is compared with).
+
+    Like d1's, each build's database is created empty outside the timing: the build replays
+    the chain from empty, which is what the target compares with one upgrade from empty."""
     row = Row("e  alembic-deploy snapshot (build)")
 
-    def run_e(_: int) -> None:
-        seconds, events, _peak = bench.run(
-            [DEPLOY, *cfg, "snapshot", "--shadow-url", bench.server.url("bench_shadow")],
-            "bench_main",
-        )
+    def run_e(r: int) -> None:
+        name = f"bench_shadow_{r}"
+        bench.server.create_database(name)
+        try:
+            seconds, events, _peak = bench.run(
+                [DEPLOY, *cfg, "snapshot", "--shadow-url", bench.server.url(name)], "bench_main"
+            )
+        finally:
+            bench.server.drop_database(name)
         require(events, ["snapshot.written"], [], "snapshot")
         row.samples.append(seconds)
         row.note = f"file {snapshot.stat().st_size / 1024:.0f} KiB"
@@ -743,7 +750,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             rows: list[Row] = []
             if not args.fresh_only:
                 pg.create_database("bench_main")
-                pg.create_database("bench_shadow")
                 # alembic-deploy migrates it: plain Alembic cannot at every size (see d1).
                 bench.run([DEPLOY, *cfg, "migrate"], "bench_main")
                 build, run_e = snapshot_build(bench, cfg, snapshot)
