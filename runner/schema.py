@@ -259,6 +259,10 @@ _N = TypeVar("_N", Index, UniqueConstraint, CheckConstraint, ForeignKey, Exclusi
 
 
 def _sorted_by_name(items: Iterable[_N]) -> tuple[_N, ...]:
+    items = tuple(items)
+    names = [item.name for item in items]
+    if None not in names and len(set(names)) == len(names):
+        return tuple(sorted(items, key=lambda item: item.name or ""))  # the common case
     # Unnamed constraints (SQLite) sort after named ones, by their definition.
     return tuple(
         sorted(
@@ -698,22 +702,22 @@ def _pg_catalog(
     invalid: set[tuple[str, str]] = set()
     index_text: dict[tuple[str, str], str] = {}
     kinds: dict[str, set[str]] = {}
-    for row in conn.execute(_PG_INDEXES, params):
-        kinds.setdefault(row.table_name, set()).add("i")
-        if not row.valid:
-            invalid.add((row.table_name, row.name))
-        if row.definition.startswith(row.prefix):
-            index_text[(row.table_name, row.name)] = row.definition[len(row.prefix) :]
+    for table_name, name, valid, definition, prefix in conn.execute(_PG_INDEXES, params):
+        kinds.setdefault(table_name, set()).add("i")
+        if not valid:
+            invalid.add((table_name, name))
+        if definition.startswith(prefix):
+            index_text[(table_name, name)] = definition[len(prefix) :]
     unvalidated: set[tuple[str, str]] = set()
     constraint_text: dict[tuple[str, str], str] = {}
     exclusions: dict[str, list[Exclusion]] = {}
-    for row in conn.execute(_PG_CONSTRAINTS, params):
-        kinds.setdefault(row.table_name, set()).add(row.kind)
-        if not row.valid:
-            unvalidated.add((row.table_name, row.name))
-        constraint_text[(row.table_name, row.name)] = row.definition
-        if row.kind == "x":
-            exclusions.setdefault(row.table_name, []).append(Exclusion(row.name, row.definition))
+    for table_name, name, kind, valid, definition in conn.execute(_PG_CONSTRAINTS, params):
+        kinds.setdefault(table_name, set()).add(kind)
+        if not valid:
+            unvalidated.add((table_name, name))
+        constraint_text[(table_name, name)] = definition
+        if kind == "x":
+            exclusions.setdefault(table_name, []).append(Exclusion(name, definition))
     table_text: dict[str, tuple[str | None, str | None]] = {}
     column_text: dict[tuple[str, str], tuple[str, str | None]] = {}
     for row in conn.execute(_PG_COLUMNS, params):
