@@ -1022,14 +1022,11 @@ def _reflect_tables(
     columns = dict(inspector.get_multi_columns(schema=schema, filter_names=names))
 
     def having(kind: str, read: Callable[..., Any]) -> dict[TableKey, Any]:
-        # Only where the catalog saw that kind: a kind no table has costs no query, and a
-        # few tables (the snapshot build's) are asked about only what they have.
-        if catalog.kinds is None:
-            return dict(read(schema=schema, filter_names=names))
-        found = sorted(table for table, kinds in catalog.kinds.items() if kind in kinds)
-        if not found:
+        # A kind of object no table has (per the catalog) costs no query. The same filter
+        # for every call: SQLAlchemy looks the tables' oids up once per filter.
+        if catalog.kinds is not None and not any(kind in k for k in catalog.kinds.values()):
             return {}
-        return dict(read(schema=schema, filter_names=found if names is not None else None))
+        return dict(read(schema=schema, filter_names=names))
 
     pks = having("p", inspector.get_multi_pk_constraint)
     indexes = having("i", inspector.get_multi_indexes)
