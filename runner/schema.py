@@ -525,9 +525,9 @@ class _Catalog:
     #: SQLAlchemy skips (SQLite's indexes on expressions). PostgreSQL's hold the part after
     #: ``USING`` (access method, elements, INCLUDE, WHERE), so they do not name a schema.
     indexes_from_text: bool = False
-    #: Per table, the kinds of object it has: ``p``, ``u``, ``c``, ``f`` (constraints) and
+    #: The kinds of object the tables read have: ``p``, ``u``, ``c``, ``f`` (constraints) and
     #: ``i`` (an index behind no constraint). None: not known, every kind is asked for.
-    kinds: Mapping[str, frozenset[str]] | None = None
+    kinds: frozenset[str] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -562,8 +562,15 @@ def _same_type(rendered: str) -> str:
     return rendered
 
 
+# An index behind a PRIMARY KEY, UNIQUE or EXCLUDE constraint (``x``: its pg_index row) is
+# read as the constraint: reflection and the table digest leave out the same indexes, and
+# pg_get_indexdef, which is costly, is not asked for them.
+_NOT_BEHIND_A_CONSTRAINT = """NOT x.indisprimary
+      AND NOT EXISTS (SELECT FROM pg_catalog.pg_constraint k
+                      WHERE k.conrelid = x.indrelid AND k.conindid = x.indexrelid
+                        AND k.contype IN ('p', 'u', 'x'))"""
 _PG_INDEXES = text(
-    """
+    f"""
     SELECT t.relname AS table_name, i.relname AS name, x.indisvalid AS valid,
            pg_catalog.pg_get_indexdef(x.indexrelid) AS definition,
            'CREATE ' || CASE WHEN x.indisunique THEN 'UNIQUE ' ELSE '' END || 'INDEX '
@@ -577,11 +584,7 @@ _PG_INDEXES = text(
     JOIN pg_catalog.pg_namespace n ON n.oid = t.relnamespace
     WHERE n.nspname = :schema AND t.relkind IN ('r', 'p')
       AND (:all_tables OR t.relname = ANY(:names))
-      -- An index behind a constraint is read as the constraint (pg_get_indexdef is costly).
-      AND NOT x.indisprimary
-      AND NOT EXISTS (SELECT FROM pg_catalog.pg_constraint k
-                      WHERE k.conrelid = x.indrelid AND k.conindid = x.indexrelid
-                        AND k.contype IN ('p', 'u', 'x'))
+      AND {_NOT_BEHIND_A_CONSTRAINT}
     """
 )
 _PG_CONSTRAINTS = text(
@@ -701,9 +704,9 @@ def _pg_catalog(
     )
     invalid: set[tuple[str, str]] = set()
     index_text: dict[tuple[str, str], str] = {}
-    kinds: dict[str, set[str]] = {}
+    kinds: set[str] = set()
     for table_name, name, valid, definition, prefix in conn.execute(_PG_INDEXES, params):
-        kinds.setdefault(table_name, set()).add("i")
+        kinds.add("i")
         if not valid:
             invalid.add((table_name, name))
         if definition.startswith(prefix):
@@ -712,7 +715,7 @@ def _pg_catalog(
     constraint_text: dict[tuple[str, str], str] = {}
     exclusions: dict[str, list[Exclusion]] = {}
     for table_name, name, kind, valid, definition in conn.execute(_PG_CONSTRAINTS, params):
-        kinds.setdefault(table_name, set()).add(kind)
+        kinds.add(kind)
         if not valid:
             unvalidated.add((table_name, name))
         constraint_text[(table_name, name)] = definition
@@ -734,7 +737,7 @@ def _pg_catalog(
         index_text=index_text,
         constraint_text=constraint_text,
         exclusions={table: tuple(items) for table, items in exclusions.items()},
-        kinds={table: frozenset(found) for table, found in kinds.items()},
+        kinds=frozenset(kinds),
     )
 
 
@@ -911,7 +914,7 @@ def reflect_schema(
 # comment), constraints, indexes, triggers, the table's kind and comment. The snapshot build
 # re-reflects only the tables whose digest a revision changed.
 _PG_TABLE_DIGESTS = text(
-    """
+    f"""
     WITH rel AS (
         SELECT c.oid, c.relname, c.relkind FROM pg_catalog.pg_class c
         JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
@@ -953,11 +956,7 @@ _PG_TABLE_DIGESTS = text(
         UNION ALL
         SELECT r.relname, format('i %L %L', x.indisvalid, pg_catalog.pg_get_indexdef(x.indexrelid))
         FROM rel r JOIN pg_catalog.pg_index x ON x.indrelid = r.oid
-        -- An index behind a constraint is read as the constraint, as reflection does.
-        WHERE NOT x.indisprimary
-          AND NOT EXISTS (SELECT FROM pg_catalog.pg_constraint k
-                          WHERE k.conrelid = x.indrelid AND k.conindid = x.indexrelid
-                            AND k.contype IN ('p', 'u', 'x'))
+        WHERE {_NOT_BEHIND_A_CONSTRAINT}
         UNION ALL
         SELECT r.relname, format('g %L', pg_catalog.pg_get_triggerdef(g.oid))
         FROM rel r JOIN pg_catalog.pg_trigger g ON g.tgrelid = r.oid AND NOT g.tgisinternal
@@ -1024,7 +1023,7 @@ def _reflect_tables(
     def having(kind: str, read: Callable[..., Any]) -> dict[TableKey, Any]:
         # A kind of object no table has (per the catalog) costs no query. The same filter
         # for every call: SQLAlchemy looks the tables' oids up once per filter.
-        if catalog.kinds is not None and not any(kind in k for k in catalog.kinds.values()):
+        if catalog.kinds is not None and kind not in catalog.kinds:
             return {}
         return dict(read(schema=schema, filter_names=names))
 
