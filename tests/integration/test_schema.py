@@ -443,6 +443,46 @@ def test_reflection_issues_a_constant_number_of_statements(pg_engine: Engine) ->
     assert big.tables == {key: t for key, t in expected.tables.items() if key[0] == "big"}
 
 
+JOIN_SETTINGS = "SELECT current_setting('enable_hashjoin'), current_setting('enable_mergejoin')"
+
+
+def test_a_few_tables_are_reflected_with_index_lookups_and_the_settings_put_back(
+    pg_engine: Engine,
+) -> None:
+    """Reflecting a few tables (the snapshot build's per-revision step) turns hash and merge
+    joins off for its own statements only: the caller's settings, one of them already
+    changed, are as before afterwards, in the same transaction; a full reflection keeps them."""
+    metadata = sa.MetaData()
+    make_tables(metadata, "few", 3)
+    with pg_engine.begin() as conn:
+        conn.execute(sa.schema.CreateSchema("few"))
+        metadata.create_all(conn)
+
+    seen: list[tuple[str, str]] = []
+
+    def settings(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if "set_config" in statement or "current_setting" in statement:
+            return
+        probe = cursor.connection.cursor()
+        probe.execute(JOIN_SETTINGS)
+        seen.append(probe.fetchone())
+
+    with pg_engine.connect() as conn:
+        conn.execute(sa.text("SET LOCAL enable_mergejoin = off"))
+        full = reflect_schema(conn, schemas=("few",))
+        sa.event.listen(conn, "before_cursor_execute", settings)
+        whole = reflect_schema(conn, schemas=("few",))
+        assert set(seen) == {("on", "off")}, seen
+        seen.clear()
+        some = reflect_schema(conn, schemas=("few",), only=[("few", "t0001"), ("few", "t0002")])
+        assert set(seen) == {("off", "off")}, seen
+        sa.event.remove(conn, "before_cursor_execute", settings)
+        after = conn.exec_driver_sql(JOIN_SETTINGS).one()
+        assert tuple(after) == ("on", "off")
+    assert full == whole
+    assert some.tables == {key: full.tables[key] for key in [("few", "t0001"), ("few", "t0002")]}
+
+
 # Normalisation of SQL text (pure): what PostgreSQL deparses vs what SQLAlchemy compiles.
 @pytest.mark.parametrize(
     ("reflected", "written"),
