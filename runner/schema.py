@@ -889,11 +889,13 @@ def _plans_for_few_tables(conn: Connection) -> Iterator[None]:
     if conn.dialect.name != "postgresql":
         yield
         return
-    settings = [sa.func.current_setting(name) for name in _JOIN_METHODS]
-    before = conn.execute(sa.select(*settings)).one()
-    conn.execute(sa.select(*(sa.func.set_config(n, "off", True) for n in _JOIN_METHODS)))
+    # One round trip: the CTE (materialized) reads the settings before they are set.
+    before = sa.select(*(sa.func.current_setting(n).label(n) for n in _JOIN_METHODS)).cte()
+    before = before.prefix_with("MATERIALIZED")
+    turned = [sa.func.set_config(n, "off", True) for n in _JOIN_METHODS]
+    previous = conn.execute(sa.select(*before.c, *turned)).one()[: len(_JOIN_METHODS)]
     yield
-    restored = zip(_JOIN_METHODS, before, strict=True)
+    restored = zip(_JOIN_METHODS, previous, strict=True)
     conn.execute(sa.select(*(sa.func.set_config(n, v, True) for n, v in restored)))
 
 
