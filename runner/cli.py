@@ -244,6 +244,12 @@ def _fast(settings: Settings) -> bool:
 
 def _dispatch(settings: Settings, report: DeployReport, started: float, out: TextIO) -> int:
     fast = _fast(settings)
+    if settings.command is Command.SNAPSHOT and not settings.check_only:
+        # A build replays the chain in a worker: it imports Alembic and SQLAlchemy while this
+        # process imports the pipeline and starts or connects to the server.
+        from runner import supervise
+
+        supervise.prestart()
     if not fast:
         check_urls(settings)
     if settings.command is Command.RUN:

@@ -117,8 +117,9 @@ EVENTS: dict[str, str] = {
     "snapshot.written": "the snapshot file was written (`bytes`)",
     "snapshot.fresh": "`snapshot --check`: the file matches every revision file",
     # --- worker ------------------------------------------------------------------------------
-    "worker.prestarted": "a worker was started ahead of its job (the database is behind head), "
-    "importing Alembic and SQLAlchemy while the runner waits, locks and verifies",
+    "worker.prestarted": "a worker was started ahead of its job (the database is behind head, "
+    "or a snapshot build), importing Alembic and SQLAlchemy while the runner waits, locks and "
+    "verifies",
     "worker.output": "a line the worker child printed on its stdout or stderr",
     "worker.log": "a stdlib logging record from the worker child (Alembic, env.py, the app)",
     "worker.sessions_cancelled": "the worker's statements were cancelled (or its sessions "

@@ -325,6 +325,31 @@ def test_the_incremental_snapshot_records_what_a_full_reflection_reads(
         assert recorded.to_dict() == actual.to_dict(), revision
 
 
+def test_a_snapshot_build_prestarts_its_worker_in_the_replays_environment(
+    project: Project, make_db: Callable[[], str]
+) -> None:
+    """``snapshot`` starts its worker before it connects; env.py (which reads DATABASE_URL)
+    still runs against the scratch database, never the real one. ``--check`` replays
+    nothing and starts no worker."""
+    ini = project("linear_envurl")
+    target, shadow = make_db(), make_db()
+    env = {"DATABASE_URL": target}
+    built = run_cli("snapshot", "--config", str(ini), "--shadow-url", shadow, env=env)
+    assert built.returncode == ExitCode.OK, built
+    assert built.named("worker.prestarted"), built
+    snapshot = load_snapshot(ini.parent / "alembic-deploy-snapshot.json")
+    assert snapshot is not None and snapshot.schema_for((HEAD,)) is not None
+    engine = create_engine(target, poolclass=NullPool)
+    try:
+        with engine.connect() as conn:
+            assert reflect_schema(conn, exclude_tables=()).tables == {}
+    finally:
+        engine.dispose()
+    checked = run_cli("snapshot", "--config", str(ini), "--check", env=env)
+    assert checked.returncode == ExitCode.OK, checked
+    assert checked.named("snapshot.fresh") and not checked.named("worker.prestarted"), checked
+
+
 def test_a_prestarted_worker_runs_env_py_in_the_deploys_environment(
     project: Project, make_db: Callable[[], str]
 ) -> None:
