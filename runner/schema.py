@@ -883,8 +883,8 @@ def _plans_for_few_tables(conn: Connection) -> Iterator[None]:
     For a handful of tables (the snapshot build reflects what each revision changed), hash and
     merge joins read whole catalogs: SQLAlchemy's primary-key and index queries scan every
     table's columns (~5 ms each for 5 of 500 tables, 1 ms as nested loops over the catalogs'
-    indexes). The previous settings are put back afterwards; they are transaction-local, so a
-    failed reflection's rollback drops them too, and outside a transaction they do nothing.
+    indexes). The settings are transaction-local and put back once reflection has read what
+    it needs; a reflection that raises leaves them to its transaction's rollback.
     """
     if conn.dialect.name != "postgresql":
         yield
@@ -913,9 +913,11 @@ def reflect_schema(
 
     Issues a fixed number of statements per schema whatever the number of tables: 10 on
     PostgreSQL, after a few lookups SQLAlchemy caches once per dialect (its index query
-    goes in batches of 3,000 tables). SQLite's dialect has no bulk queries and loops per
-    table. Tables named in ``exclude_tables`` are skipped in every schema; views are not
-    reflected. With ``schemas=(None,)`` the result's keys have schema None.
+    goes in batches of 3,000 tables); two more set and restore the planner's join methods
+    when ``only`` names a few tables (:func:`_plans_for_few_tables`). SQLite's dialect has
+    no bulk queries and loops per table. Tables named in ``exclude_tables`` are skipped in
+    every schema; views are not reflected. With ``schemas=(None,)`` the result's keys have
+    schema None.
     """
     inspector = sa.inspect(conn)
     rules = _rules_for(conn.dialect)
