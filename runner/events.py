@@ -113,7 +113,9 @@ EVENTS: dict[str, str] = {
     "snapshot.server_started": "a throwaway PostgreSQL was started to build the snapshot on",
     "snapshot.server_fallback": "no embedded PostgreSQL; the snapshot is built on the "
     "configured server",
-    "snapshot.built": "every revision's schema was replayed and recorded",
+    "snapshot.built": "every revision's schema was replayed and recorded (`by_ddl_events`, "
+    "`by_digests`: how many revisions' changes the server's DDL events told, how many a "
+    "digest of every table)",
     "snapshot.written": "the snapshot file was written (`bytes`)",
     "snapshot.fresh": "`snapshot --check`: the file matches every revision file",
     # --- worker ------------------------------------------------------------------------------

@@ -50,6 +50,8 @@ class ReplayResult:
     revisions: dict[str, Schema] = field(default_factory=dict)
     #: Revisions in which a defensive operation was skipped (the chain repeats itself).
     skipped: list[str] = field(default_factory=list)
+    #: ``each_revision``: how many revisions' changes DDL events told, how many digests.
+    recorded_via: dict[str, int] = field(default_factory=dict)
 
 
 class ShadowLeakError(DeployError):
@@ -270,6 +272,7 @@ def replay(
             applied=[record["revision"] for record in result.applied],
             revisions=_shared_schemas(result.revision_schemas),
             skipped=skipped,
+            recorded_via=result.recorded_via,
         )
     return ReplayResult(
         stages=[Schema.from_dict(result.schemas[i] or {}) for i in range(len(stages))],

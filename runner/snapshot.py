@@ -320,6 +320,7 @@ def build_snapshot(
         done = needed
     fast: dict[str, Any] | None = None
     skips: set[str] = set()
+    recorded_via = {"events": 0, "digests": 0}
     for group in groups:
         # One upgrade run per group, as a deploy runs it, recording each revision's schema
         # from inside its transaction (a chain may only work in one run, e.g. enum types).
@@ -335,6 +336,8 @@ def build_snapshot(
                 each_revision=True,
             )
             skips.update(found.skipped)
+            for via, count in found.recorded_via.items():
+                recorded_via[via] = recorded_via.get(via, 0) + count
             if graph.heads == (group[-1],):
                 # The clean replay at the single head: what the no-op fast path compares with,
                 # over every schema the migrations created tables in.
@@ -374,5 +377,13 @@ def build_snapshot(
         fastpath=fast,
         replay_skips=tuple(sorted(skips)),
     )
-    log.info("snapshot.built", revisions=len(states), tables=len(tables), enums=len(enums))
+    log.info(
+        "snapshot.built",
+        revisions=len(states),
+        tables=len(tables),
+        enums=len(enums),
+        # How each revision's changes were found: DDL events (runner.ddlwatch) or digests.
+        by_ddl_events=recorded_via["events"],
+        by_digests=recorded_via["digests"],
+    )
     return snapshot

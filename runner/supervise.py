@@ -87,6 +87,8 @@ class JobResult:
     schemas: dict[int, dict[str, Any] | None] = field(default_factory=dict)
     #: The schema each revision left (``reflect_each``), keyed by revision.
     revision_schemas: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: ``reflect_each``: how many revisions were told apart by DDL events, by digests.
+    recorded_via: dict[str, int] = field(default_factory=dict)
     graph: list[dict[str, Any]] | None = None
     #: ``graph``: the script folder and every version location (absolute paths).
     locations: list[str] | None = None
@@ -408,6 +410,8 @@ class _Run:
             # Only what the revision changed: applied to the previous revision's tables, whose
             # dicts are shared (not copied) between the revisions that did not change them.
             delta = record["delta"]
+            via = self.result.recorded_via
+            via[delta.get("via", "digests")] = via.get(delta.get("via", "digests"), 0) + 1
             tables = self._tables
             for key in delta["removed"]:
                 tables.pop((key[0], key[1]), None)

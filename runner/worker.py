@@ -146,8 +146,14 @@ class Worker:
         #: Revisions applied inside a transaction that has not ended yet.
         self.committing: list[dict[str, Any]] = []
         self.external = False
-        #: ``reflect_each``: each table's catalog digest after the previous revision.
+        #: ``reflect_each``: each table's catalog digest when digests were last taken, the
+        #: tables reflected since without one, the tables and enums after the previous
+        #: revision, and the event triggers reporting the DDL of env.py's connection.
         self.digests: dict[Any, str] = {}
+        self.undigested: set[Any] = set()
+        self.known: set[Any] = set()
+        self.enums: list[Any] = []
+        self.watch: Any = None
 
     # --- shared pieces -------------------------------------------------------------------
 
@@ -261,6 +267,10 @@ class Worker:
                     # Our query must not leave a transaction that Alembic would take for
                     # env.py's own ("external"), which disables per-revision transactions.
                     connection.rollback()
+            if self.job.get("reflect_each") and connection is not None:
+                from runner.ddlwatch import DdlWatch
+
+                self.watch = DdlWatch.install(connection)
             original(*args, **kw)
             # Decide defensive skips when each statement executes (a no-op without a session).
             defensive.guard(env.get_context().impl)
@@ -348,19 +358,47 @@ class Worker:
         return schema.to_dict()
 
     def _reflect_changes(self, conn: Any) -> dict[str, Any]:
-        """What changed since the previous revision: re-read only the tables whose catalog
-        digest differs (:func:`runner.schema.table_digests`), so recording every revision of
-        a chain costs what the revisions touched, not the whole schema each time."""
+        """What changed since the previous revision: re-read only the tables it touched, so
+        recording every revision of a chain costs what the revisions touched, not the whole
+        schema each time. The event triggers tell which (:mod:`runner.ddlwatch`); without
+        them, or when they cannot tell, each table's catalog digest
+        (:func:`runner.schema.table_digests`) is compared with the last one taken."""
         from runner.schema import reflect_schema, table_digests
 
         schemas = self._schemas(conn)
         excluded = tuple(self.job.get("exclude_tables", ()))
-        digests = table_digests(conn, schemas=schemas, exclude_tables=excluded)
-        changed = [key for key, digest in digests.items() if self.digests.get(key) != digest]
+        watch = self.watch if self.watch is not None and self.watch.conn is conn else None
+        seen = watch.changes(conn, schemas) if watch is not None else None
+        if seen is not None and not seen.ddl:
+            return {
+                "schemas": list(schemas),
+                "enums": self.enums,
+                "tables": [],
+                "removed": [],
+                "via": "events",
+            }
+        if seen is None:
+            digests = table_digests(conn, schemas=schemas, exclude_tables=excluded)
+            tables = set(digests)
+            # A table reflected since the last digests may have changed back to what its
+            # digest says: read it again.
+            changed = {k for k, d in digests.items() if self.digests.get(k) != d}
+            changed |= self.undigested & tables
+            self.digests, self.undigested = digests, set()
+            if watch is not None:
+                watch.resync(conn)
+        else:
+            changed = {key for key in seen.touched if key[1] not in excluded}
+            tables = (self.known - seen.removed) | changed
+            self.undigested |= changed
+        removed = [list(key) for key in self.known - tables]
+        self.known = tables
         schema = reflect_schema(conn, schemas=schemas, exclude_tables=excluded, only=changed)
-        removed = [list(key) for key in self.digests if key not in digests]
-        self.digests = digests
-        return {**schema.to_dict(), "removed": removed}
+        delta = schema.to_dict()
+        if watch is not None:
+            watch.remember(delta["tables"])
+        self.enums = delta["enums"]
+        return {**delta, "removed": removed, "via": "digests" if seen is None else "events"}
 
     # --- jobs ------------------------------------------------------------------------------
 

@@ -1,0 +1,332 @@
+"""Which tables a revision's DDL touched, told by PostgreSQL's event triggers.
+
+The snapshot build records the schema every revision leaves. Finding what changed by
+digesting every table after every revision (:func:`runner.schema.table_digests`) costs a
+catalog-wide query per revision, more than a typical revision's own DDL. Where the replay's
+role may create event triggers (a superuser: the embedded server, a throwaway test cluster),
+:meth:`DdlWatch.install` has the server report each DDL command's objects into a temporary
+table of the replay's session instead, and :meth:`DdlWatch.changes` turns them into tables:
+
+* a reported table, index, constraint, trigger or column default is its table's change;
+* so is whatever refers to a reported object (``pg_depend``), because its text names it: a
+  foreign key naming a renamed table or column, a default naming a renamed sequence or type,
+  a partition or child of an altered parent; and the table a reported sequence belongs to;
+* a dropped column, constraint, trigger or default names its table; a dropped index is looked
+  up among the indexes reflected so far.
+
+Anything it cannot place (a renamed schema, a dropped index it never saw, a changed
+``search_path``, which changes how expressions are spelled) returns ``None``: the caller
+digests every table instead. Everything lives in the session's temporary schema, so it
+disappears with the session (the event triggers depend on their functions, which PostgreSQL
+drops with the temporary schema) and never shows in the recorded schema.
+
+Nothing here raises for a server that refuses: :meth:`DdlWatch.install` returns ``None``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import DBAPIError
+
+from runner.logs import get_logger
+
+log = get_logger(__name__)
+
+TableKey = tuple[str | None, str]
+
+_LOG = "alembic_deploy_ddl"
+
+_CREATE_LOG = text(
+    f"""
+    CREATE TEMPORARY TABLE {_LOG} (
+        classid oid, objid oid, object_type text, command_tag text,
+        dropped boolean, address text[]
+    )
+    """
+)
+
+# Fired in every session of the database. The session that has the log writes to it; any
+# other session (a revision that opened a connection of its own) marks the trigger with its
+# transaction id, so that the watching session knows to digest everything instead.
+_FUNCTION = """
+    CREATE FUNCTION pg_temp.{name}() RETURNS event_trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        IF pg_catalog.to_regclass('pg_temp.{log}') IS NOT NULL THEN
+            INSERT INTO pg_temp.{log} SELECT {columns} FROM pg_catalog.{source}();
+        ELSE
+            BEGIN
+                EXECUTE 'COMMENT ON EVENT TRIGGER {marked} IS '
+                        || pg_catalog.quote_literal(pg_catalog.txid_current()::text);
+            EXCEPTION WHEN OTHERS THEN
+                NULL;  -- never fail another session's DDL
+            END;
+        END IF;
+    END $$
+"""
+# kind: (event, set-returning function, its columns as the log's)
+_KINDS = {
+    "end": (
+        "ddl_command_end",
+        "pg_event_trigger_ddl_commands",
+        "classid, objid, object_type, command_tag, false, NULL",
+    ),
+    "drop": (
+        "sql_drop",
+        "pg_event_trigger_dropped_objects",
+        "classid, objid, object_type, NULL, true, address_names",
+    ),
+}
+
+_TAKE = text(
+    f"""
+    WITH taken AS (DELETE FROM pg_temp.{_LOG} RETURNING *)
+    SELECT pg_catalog.current_setting('search_path') AS search_path,
+           (SELECT pg_catalog.json_agg(json_build_object(
+                'classid', classid, 'objid', objid, 'type', object_type, 'tag', command_tag,
+                'dropped', dropped, 'address', address))
+            FROM taken) AS taken,
+           (SELECT d.description FROM pg_catalog.pg_description d
+            JOIN pg_catalog.pg_event_trigger e ON e.oid = d.objoid
+            WHERE d.classoid = 'pg_catalog.pg_event_trigger'::pg_catalog.regclass
+              AND e.evtname = :trigger) AS others
+    """
+)
+
+# The tables the reported objects touch (their own tables, and those whose text names them).
+_TOUCHED = text(
+    """
+    WITH reported(classid, objid) AS (
+        SELECT * FROM unnest(CAST(:classids AS oid[]), CAST(:objids AS oid[]))
+    ), object AS (
+        SELECT classid, objid FROM reported
+        UNION
+        -- A relation's row type: a column of that type names the relation.
+        SELECT 'pg_catalog.pg_type'::pg_catalog.regclass, c.reltype
+        FROM reported r JOIN pg_catalog.pg_class c ON c.oid = r.objid
+        WHERE r.classid = 'pg_catalog.pg_class'::pg_catalog.regclass AND c.reltype <> 0
+    ), related AS (
+        SELECT classid, objid FROM object
+        UNION
+        -- What refers to a reported object, whose text may name it.
+        SELECT d.classid, d.objid FROM pg_catalog.pg_depend d
+        JOIN object o ON d.refclassid = o.classid AND d.refobjid = o.objid
+        UNION
+        -- What a reported relation belongs to: a sequence's column, an index's table.
+        SELECT d.refclassid, d.refobjid FROM pg_catalog.pg_depend d
+        JOIN object o ON d.classid = o.classid AND d.objid = o.objid
+        WHERE d.deptype IN ('a', 'i')
+    ), owner AS (
+        SELECT r.objid AS oid FROM related r
+        WHERE r.classid = 'pg_catalog.pg_class'::pg_catalog.regclass
+        UNION
+        SELECT x.indrelid FROM related r JOIN pg_catalog.pg_index x ON x.indexrelid = r.objid
+        WHERE r.classid = 'pg_catalog.pg_class'::pg_catalog.regclass
+        UNION
+        SELECT k.conrelid FROM related r JOIN pg_catalog.pg_constraint k ON k.oid = r.objid
+        WHERE r.classid = 'pg_catalog.pg_constraint'::pg_catalog.regclass
+        UNION
+        SELECT g.tgrelid FROM related r JOIN pg_catalog.pg_trigger g ON g.oid = r.objid
+        WHERE r.classid = 'pg_catalog.pg_trigger'::pg_catalog.regclass
+        UNION
+        SELECT a.adrelid FROM related r JOIN pg_catalog.pg_attrdef a ON a.oid = r.objid
+        WHERE r.classid = 'pg_catalog.pg_attrdef'::pg_catalog.regclass
+    )
+    SELECT c.oid, n.nspname AS namespace, c.relname AS name
+    FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+    WHERE c.oid IN (SELECT oid FROM owner) AND c.relkind IN ('r', 'p')
+      AND NOT n.nspname LIKE 'pg\\_%'
+    """
+)
+
+# Every table: where the watch starts, and after a revision it could not follow.
+_TABLES = text(
+    """
+    SELECT c.oid, n.nspname AS namespace, c.relname AS name
+    FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+    WHERE c.relkind IN ('r', 'p') AND NOT n.nspname LIKE 'pg\\_%'
+    """
+)
+
+# Dropped objects whose address is (schema, table, name): the table changed.
+_DROPPED_UNDER_A_TABLE = frozenset(
+    {"table column", "table constraint", "trigger", "default value", "rule", "policy"}
+)
+
+
+class _NotFiring(Exception):
+    """The event triggers were created but reported nothing: put them back."""
+
+
+@dataclass(frozen=True, slots=True)
+class Changes:
+    """What one revision did to the tables of the recorded schemas."""
+
+    #: The tables there now whose reflection may differ from the previous revision's.
+    touched: frozenset[TableKey]
+    #: The tables no longer there under their previous name (dropped, renamed, moved).
+    removed: frozenset[TableKey]
+    #: False when the revision ran no DDL at all (nothing to reflect, enums included).
+    ddl: bool
+
+
+@dataclass(slots=True)
+class DdlWatch:
+    """The event triggers of one session, and what they reported so far."""
+
+    conn: Connection
+    #: The trigger that other sessions' DDL marks (its comment: their transaction id).
+    trigger: str
+    default_schema: str
+    search_path: str
+    others: str | None = None
+    #: Every table, by oid: (namespace, name).
+    tables: dict[int, tuple[str, str]] = field(default_factory=dict)
+    #: (namespace, index or constraint name) -> (namespace, table), from reflected tables.
+    indexes: dict[tuple[str, str], tuple[str, str]] = field(default_factory=dict)
+
+    @classmethod
+    def install(cls, conn: Connection) -> DdlWatch | None:
+        """Report this session's DDL from now on, or None where the server will not.
+
+        Needs PostgreSQL and a role that may create event triggers (a superuser). Runs in a
+        savepoint when the connection is already in a transaction (env.py began one), in a
+        transaction of its own, committed, otherwise.
+        """
+        if conn.dialect.name != "postgresql":
+            return None
+        began = not conn.in_transaction()
+        try:
+            with conn.begin() if began else conn.begin_nested():
+                superuser = conn.execute(text("SELECT pg_catalog.current_setting('is_superuser')"))
+                if superuser.scalar_one() != "on":
+                    return None
+                watch = cls._create(conn)
+                if watch is None:
+                    raise _NotFiring
+        except _NotFiring:
+            return None
+        except DBAPIError as exc:
+            log.debug("ddlwatch.unavailable", error=str(exc.orig).strip())
+            return None
+        return watch
+
+    @classmethod
+    def _create(cls, conn: Connection) -> DdlWatch | None:
+        pid, default_schema, search_path = conn.execute(
+            text(
+                "SELECT pg_catalog.pg_backend_pid(), current_schema(), "
+                "pg_catalog.current_setting('search_path')"
+            )
+        ).one()
+        conn.execute(_CREATE_LOG)
+        quote = conn.dialect.identifier_preparer.quote
+        triggers = {kind: f"{_LOG}_{kind}_{pid}" for kind in _KINDS}
+        # The functions first: the first trigger would report creating the second function.
+        for kind, (_, source, columns) in _KINDS.items():
+            body = _FUNCTION.format(
+                name=f"{_LOG}_{kind}",
+                log=_LOG,
+                columns=columns,
+                source=source,
+                marked=quote(triggers["end"]).replace("'", "''"),
+            )
+            conn.execute(text(body))
+        for kind, (event, _, _) in _KINDS.items():
+            trigger = quote(triggers[kind])
+            conn.execute(
+                text(
+                    f"CREATE EVENT TRIGGER {trigger} ON {event} "
+                    f"EXECUTE FUNCTION pg_temp.{_LOG}_{kind}()"
+                )
+            )
+            # Also where session_replication_role is "replica".
+            conn.execute(text(f"ALTER EVENT TRIGGER {trigger} ENABLE ALWAYS"))
+        # Proof that the triggers fire here (a server may have them turned off).
+        conn.execute(text(f"COMMENT ON TABLE pg_temp.{_LOG} IS 'alembic-deploy'"))
+        taken = conn.execute(_TAKE, {"trigger": triggers["end"]}).one().taken or []
+        if [row["tag"] for row in taken] != ["COMMENT"]:
+            log.debug("ddlwatch.not_firing", reported=taken)
+            return None
+        watch = cls(conn, triggers["end"], str(default_schema or "public"), str(search_path))
+        watch.resync(conn)
+        return watch
+
+    def resync(self, conn: Connection) -> None:
+        """Read every table again (after a revision the caller digested instead)."""
+        self.tables = {int(r.oid): (r.namespace, r.name) for r in conn.execute(_TABLES)}
+
+    def remember(self, tables: Iterable[Mapping[str, Any]]) -> None:
+        """Note the index and constraint names of reflected tables (``Table.to_dict()``)."""
+        for table in tables:
+            namespace = table["schema"] or self.default_schema
+            key = (namespace, table["name"])
+            named = [
+                *(item.get("name") for item in table.get("indexes") or ()),
+                *(item.get("name") for item in table.get("uniques") or ()),
+                *(item.get("name") for item in table.get("exclusions") or ()),
+                (table.get("primary_key") or {}).get("name"),
+            ]
+            for name in named:
+                if name:
+                    self.indexes[(namespace, name)] = key
+
+    def changes(self, conn: Connection, schemas: Sequence[str | None]) -> Changes | None:
+        """What the DDL since the previous call did to ``schemas``; None: digest instead
+        (and :meth:`resync` after)."""
+        row = conn.execute(_TAKE, {"trigger": self.trigger}).one()
+        taken: list[dict[str, Any]] = row.taken or []
+        if row.search_path != self.search_path or row.others != self.others:
+            # Expressions are spelled anew, or another session ran DDL: digest everything.
+            self.search_path, self.others = row.search_path, row.others
+            return None
+        if not taken:
+            return Changes(touched=frozenset(), removed=frozenset(), ddl=False)
+        touched: set[tuple[str, str]] = set()
+        removed: set[tuple[str, str]] = set()
+        reported: list[tuple[int, int]] = []
+        for item in taken:
+            if item["tag"] in ("ALTER SCHEMA", "DROP SCHEMA") or item["type"] == "schema":
+                return None  # everything in it, and everything naming it, is spelled anew
+            address = item["address"] or []
+            if not item["dropped"]:
+                if item["classid"]:
+                    reported.append((int(item["classid"]), int(item["objid"])))
+            elif item["type"] == "table":
+                gone = self.tables.pop(int(item["objid"]), None)
+                if gone is not None:
+                    removed.add(gone)
+            elif item["type"] in _DROPPED_UNDER_A_TABLE and len(address) >= 2:
+                touched.add((address[0], address[1]))
+            elif item["type"] == "index" and len(address) >= 2:
+                if address[0].startswith("pg_"):
+                    continue  # a TOAST table's index, a temporary table's
+                owner = self.indexes.get((address[0], address[1]))
+                if owner is None:
+                    return None  # an index never reflected: whose table was it?
+                touched.add(owner)
+        if reported:
+            found = conn.execute(
+                _TOUCHED,
+                {"classids": [c for c, _ in reported], "objids": [o for _, o in reported]},
+            )
+            for oid, namespace, name in found:
+                before = self.tables.get(int(oid))
+                if before is not None and before != (namespace, name):
+                    removed.add(before)  # renamed, or moved to another schema
+                self.tables[int(oid)] = (namespace, name)
+                touched.add((namespace, name))
+        present = set(self.tables.values())
+        keys = {(s or self.default_schema): s for s in dict.fromkeys(schemas)}
+        return Changes(
+            touched=frozenset((keys[n], t) for n, t in touched & present if n in keys),
+            removed=frozenset((keys[n], t) for n, t in removed - present if n in keys),
+            ddl=True,
+        )
+
+
+__all__ = ["Changes", "DdlWatch"]
