@@ -290,7 +290,7 @@ class DdlWatch:
         removed: set[tuple[str, str]] = set()
         reported: list[tuple[int, int]] = []
         for item in taken:
-            if item["tag"] in ("ALTER SCHEMA", "DROP SCHEMA") or item["type"] == "schema":
+            if item["tag"] == "ALTER SCHEMA" or (item["dropped"] and item["type"] == "schema"):
                 return None  # everything in it, and everything naming it, is spelled anew
             address = item["address"] or []
             if not item["dropped"]:

@@ -13,7 +13,8 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -26,6 +27,7 @@ from runner.schema import reflect_schema
 from runner.snapshot import load_snapshot
 from tests.e2e.helpers import chain, execute, upgrade_to
 from tests.fixtures.cli import CliResult, cli_environ, parse_events, run_cli
+from tests.fixtures.postgres import PostgresServer
 
 Project = Callable[[str], Path]
 
@@ -292,7 +294,7 @@ def test_the_default_snapshot_server_gives_a_fast_start(
     assert took_fast_path(result), result
 
 
-@pytest.mark.parametrize("name", ["altered", "fidelity", "hostile_names", "linear"])
+@pytest.mark.parametrize("name", ["altered", "ddl_events", "fidelity", "hostile_names", "linear"])
 def test_the_incremental_snapshot_records_what_a_full_reflection_reads(
     project: Project, make_db: Callable[[], str], name: str
 ) -> None:
@@ -323,6 +325,55 @@ def test_the_incremental_snapshot_records_what_a_full_reflection_reads(
         finally:
             engine.dispose()
         assert recorded.to_dict() == actual.to_dict(), revision
+
+
+@pytest.fixture
+def plain_shadow(pg_cluster: PostgresServer) -> Iterator[str]:
+    """A database owned by a role that may not create event triggers (no superuser)."""
+    role = f"plain_{uuid.uuid4().hex[:8]}"
+    name = f"plain_{uuid.uuid4().hex[:10]}"
+    admin = pg_cluster.url("postgres")
+    execute(admin, f"CREATE ROLE {role} LOGIN PASSWORD 'pw-{role}' NOSUPERUSER")
+    pg_cluster.create_database(name)
+    execute(admin, f"ALTER DATABASE {name} OWNER TO {role}")
+    try:
+        yield pg_cluster.url(name, user=role, password=f"pw-{role}")
+    finally:
+        pg_cluster.drop_database(name)
+        execute(admin, f"DROP ROLE IF EXISTS {role}")
+
+
+def test_ddl_events_and_digests_record_the_same_schemas(
+    project: Project, make_db: Callable[[], str], plain_shadow: str, tmp_path: Path
+) -> None:
+    """A superuser's build learns what each revision touched from DDL event triggers, a
+    plain role's from digests of every table: the same schema for every revision. Where
+    the events cannot tell (DDL through another connection, a renamed schema), the
+    superuser's build digests too."""
+    ini = project("ddl_events")
+    target = make_db()
+    built: dict[str, object] = {}
+    for who, shadow in (("superuser", make_db()), ("plain", plain_shadow)):
+        result = run_cli(
+            "snapshot", "--config", str(ini), "--shadow-url", shadow, env={"DATABASE_URL": target}
+        )
+        assert result.returncode == ExitCode.OK, result
+        (summary,) = result.named("snapshot.built")
+        copy = tmp_path / f"{who}.json"
+        shutil.copy(ini.parent / "alembic-deploy-snapshot.json", copy)
+        built[who] = (summary["by_ddl_events"], summary["by_digests"], load_snapshot(copy))
+    revisions = chain(ini)
+    events, digests, superuser = built["superuser"]  # type: ignore[misc]
+    if (events, digests) == (0, len(revisions)):
+        pytest.skip("the test server's role may not create event triggers")
+    # Two revisions the events cannot follow: another connection's DDL, a renamed schema.
+    assert (events, digests) == (len(revisions) - 2, 2), built
+    assert built["plain"][:2] == (0, len(revisions)), built  # type: ignore[index]
+    plain = built["plain"][2]  # type: ignore[index]
+    for revision in revisions:
+        recorded = superuser.schema_for((revision,))
+        assert recorded is not None
+        assert recorded.to_dict() == plain.schema_for((revision,)).to_dict(), revision
 
 
 def test_a_snapshot_build_prestarts_its_worker_in_the_replays_environment(

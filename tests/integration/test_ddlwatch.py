@@ -1,0 +1,159 @@
+"""runner.ddlwatch against a real PostgreSQL: which tables a revision's DDL touched."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterator
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.pool import NullPool
+
+from runner.ddlwatch import Changes, DdlWatch
+
+
+@pytest.fixture
+def conn(pg_engine: Engine) -> Iterator[Connection]:
+    with pg_engine.connect() as connection:
+        if connection.exec_driver_sql("SHOW is_superuser").scalar_one() != "on":
+            pytest.skip("event triggers need a superuser (TEST_DATABASE_URL is not one)")
+        connection.rollback()
+        yield connection
+
+
+def _watch(conn: Connection) -> DdlWatch:
+    watch = DdlWatch.install(conn)
+    assert watch is not None
+    # Installing leaves no transaction open (Alembic would take it for env.py's own).
+    assert not conn.in_transaction()
+    return watch
+
+
+def _revision(conn: Connection, watch: DdlWatch, *statements: str) -> Changes | None:
+    """Run ``statements`` as one revision's transaction and ask what they changed."""
+    with conn.begin():
+        for statement in statements:
+            conn.exec_driver_sql(statement)
+        return watch.changes(conn, [None, "side"])
+
+
+def test_a_revision_touches_its_tables_and_those_whose_text_names_what_it_changed(
+    conn: Connection,
+) -> None:
+    watch = _watch(conn)
+    made = _revision(
+        conn,
+        watch,
+        "CREATE SCHEMA side",
+        "CREATE TABLE a (id serial PRIMARY KEY, code text UNIQUE)",
+        "CREATE TABLE b (id integer PRIMARY KEY, a_id integer REFERENCES a (id))",
+        "CREATE INDEX ix_b ON b (a_id)",
+        "CREATE TABLE side.c (a_code text REFERENCES a (code))",
+        "CREATE TABLE bystander (id integer)",
+    )
+    assert made == Changes(
+        touched=frozenset({(None, "a"), (None, "b"), ("side", "c"), (None, "bystander")}),
+        removed=frozenset(),
+        ddl=True,
+    )
+    # A renamed table: its foreign keys elsewhere read anew, the bystander does not.
+    renamed = _revision(conn, watch, "ALTER TABLE a RENAME TO a2")
+    assert renamed == Changes(
+        touched=frozenset({(None, "a2"), (None, "b"), ("side", "c")}),
+        removed=frozenset({(None, "a")}),
+        ddl=True,
+    )
+    # A renamed sequence: the default that names it.
+    assert _revision(conn, watch, "ALTER SEQUENCE a_id_seq RENAME TO a_serial") == Changes(
+        touched=frozenset({(None, "a2")}), removed=frozenset(), ddl=True
+    )
+    # Rows only: nothing to reflect.
+    assert _revision(conn, watch, "INSERT INTO bystander VALUES (1)") == Changes(
+        touched=frozenset(), removed=frozenset(), ddl=False
+    )
+    # A dropped index is placed by the names of the tables reflected so far.
+    watch.remember([{"schema": None, "name": "b", "indexes": [{"name": "ix_b"}]}])
+    assert _revision(conn, watch, "DROP INDEX ix_b") == Changes(
+        touched=frozenset({(None, "b")}), removed=frozenset(), ddl=True
+    )
+    moved = _revision(conn, watch, "ALTER TABLE bystander SET SCHEMA side")
+    assert moved == Changes(
+        touched=frozenset({("side", "bystander")}),
+        removed=frozenset({(None, "bystander")}),
+        ddl=True,
+    )
+    watch.remember([{"schema": None, "name": "a2", "primary_key": {"name": "a_pkey"}}])
+    watch.remember([{"schema": None, "name": "a2", "uniques": [{"name": "a_code_key"}]}])
+    dropped = _revision(conn, watch, "DROP TABLE a2 CASCADE")
+    assert dropped == Changes(
+        touched=frozenset({(None, "b"), ("side", "c")}),  # their foreign keys went with it
+        removed=frozenset({(None, "a2")}),
+        ddl=True,
+    )
+
+
+def test_the_watch_gives_up_where_it_cannot_follow(conn: Connection, pg_engine: Engine) -> None:
+    watch = _watch(conn)
+    assert _revision(conn, watch, "CREATE TABLE a (id integer)") is not None
+    # Expressions are spelled against the search_path.
+    assert _revision(conn, watch, "SET search_path TO pg_catalog, public") is None
+    assert _revision(conn, watch, "ALTER TABLE a ADD COLUMN b integer") is not None
+    # Another session's DDL never reaches this session's log.
+    with pg_engine.connect() as other:
+        other.exec_driver_sql("CREATE TABLE elsewhere (id integer)")
+        other.commit()
+    assert _revision(conn, watch) is None
+    assert _revision(conn, watch) == Changes(frozenset(), frozenset(), ddl=False)
+    # A renamed schema renames everything in it.
+    _revision(conn, watch, "CREATE SCHEMA side")
+    assert _revision(conn, watch, "ALTER SCHEMA side RENAME TO far") is None
+    # An index dropped that no reflection saw: whose table was it?
+    _revision(conn, watch, "CREATE INDEX ix_a ON a (b)")
+    assert _revision(conn, watch, "DROP INDEX ix_a") is None
+
+
+def test_the_triggers_go_with_the_session(pg_url: str) -> None:
+    engine = sa.create_engine(pg_url, poolclass=NullPool)
+    try:
+        with engine.connect() as conn:
+            if conn.exec_driver_sql("SHOW is_superuser").scalar_one() != "on":
+                pytest.skip("event triggers need a superuser (TEST_DATABASE_URL is not one)")
+            conn.rollback()
+            watch = _watch(conn)
+            pid = conn.exec_driver_sql("SELECT pg_backend_pid()").scalar_one()
+            conn.rollback()
+            assert watch.trigger.endswith(f"_{pid}")
+        listed = sa.text("SELECT evtname FROM pg_event_trigger WHERE evtname LIKE '%_' || :pid")
+        deadline = time.monotonic() + 30
+        with engine.connect() as conn:
+            # The backend cleans its temporary schema up as it exits, after the disconnect.
+            while conn.execute(listed, {"pid": str(pid)}).all():
+                assert time.monotonic() < deadline, "the event triggers outlived their session"
+                conn.rollback()
+                time.sleep(0.05)
+    finally:
+        engine.dispose()
+
+
+def test_a_role_that_may_not_create_event_triggers_gets_no_watch(pg_url: str) -> None:
+    role = f"plain_{uuid.uuid4().hex[:8]}"
+    admin = sa.create_engine(pg_url, poolclass=NullPool)
+    try:
+        with admin.begin() as conn:
+            if conn.exec_driver_sql("SHOW is_superuser").scalar_one() != "on":
+                pytest.skip("needs a superuser to create a role")
+            conn.exec_driver_sql(f"CREATE ROLE {role} LOGIN PASSWORD 'pw' NOSUPERUSER")
+        url = sa.make_url(pg_url).set(username=role, password="pw")
+        engine = sa.create_engine(url, poolclass=NullPool)
+        try:
+            with engine.connect() as conn:
+                assert DdlWatch.install(conn) is None
+                assert not conn.in_transaction()
+        finally:
+            engine.dispose()
+    finally:
+        with admin.begin() as conn:
+            conn.exec_driver_sql(f"DROP ROLE IF EXISTS {role}")
+        admin.dispose()
