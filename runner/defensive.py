@@ -170,6 +170,8 @@ _Skip = tuple[str, str | None, str | None, str] | None
 def _create_table(insp: Inspector, table: Any, **_: Any) -> _Skip:
     if table.name.startswith(_BATCH_TEMP_PREFIX):
         return None
+    if _surely_absent(insp, "relation", name=table.name, schema=table.schema):
+        return None
     if insp.has_table(table.name, schema=table.schema):
         return ("create_table", table.name, table.name, "already exists")
     return None
@@ -190,10 +192,12 @@ def _add_column(
 # "Nothing of this name exists": one catalog lookup by bound name, where reading the table's
 # indexes or columns through the Inspector costs several. Only a True answer is used (to run
 # the statement without the full check); anything else falls through to the full check.
+# Without a schema, a relation of that name in no schema at all: the Inspector would look
+# through the search_path.
 _PG_NO_RELATION = text(
     "SELECT NOT EXISTS (SELECT 1 FROM pg_catalog.pg_class c "
     "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
-    "WHERE c.relname = :name AND n.nspname = coalesce(:schema, current_schema()))"
+    "WHERE c.relname = :name AND (CAST(:schema AS name) IS NULL OR n.nspname = :schema))"
 )
 _PG_NO_COLUMN = text(
     "SELECT NOT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute a "
@@ -202,15 +206,15 @@ _PG_NO_COLUMN = text(
     "WHERE c.relname = :table AND a.attname = :name AND a.attnum > 0 AND NOT a.attisdropped "
     "AND n.nspname = coalesce(:schema, current_schema()))"
 )
-_SQLITE_NO_INDEX = text("SELECT NOT EXISTS (SELECT 1 FROM sqlite_master WHERE name = :name)")
+_SQLITE_NO_RELATION = text("SELECT NOT EXISTS (SELECT 1 FROM sqlite_master WHERE name = :name)")
 
 
 def _surely_absent(insp: Inspector, query: str, **params: Any) -> bool:
     """Whether one cheap catalog lookup proves the object absent (PostgreSQL, SQLite)."""
     statement = {
-        ("postgresql", "index"): _PG_NO_RELATION,
+        ("postgresql", "relation"): _PG_NO_RELATION,
         ("postgresql", "column"): _PG_NO_COLUMN,
-        ("sqlite", "index"): _SQLITE_NO_INDEX,
+        ("sqlite", "relation"): _SQLITE_NO_RELATION,
     }.get((insp.dialect.name, query))
     bind = insp.bind
     if statement is None or not isinstance(bind, Connection):
@@ -227,7 +231,7 @@ def _create_index(insp: Inspector, index: Any, **_: Any) -> _Skip:
         name
         and table is not None
         and not table.name.startswith(_BATCH_TEMP_PREFIX)
-        and not _surely_absent(insp, "index", name=name, schema=table.schema)
+        and not _surely_absent(insp, "relation", name=name, schema=table.schema)
         and insp.has_table(table.name, schema=table.schema)
         and insp.has_index(table.name, name, schema=table.schema)
     ):
