@@ -82,18 +82,35 @@ _KINDS = {
     ),
 }
 
-_TAKE = text(
+# Before taking the log: is it still there (a revision may run DISCARD TEMP), what spells
+# expressions, whether another session marked the trigger, and how many catalog rows were
+# ever written here (DDL, or a revision's own UPDATE of pg_attribute, which no event reports):
+# the flushed counts plus this session's pending ones, which a flush moves, not loses.
+# pg_statistic is left out: ANALYZE writes it, and reflection does not read it.
+_STATE = text(
     f"""
-    WITH taken AS (DELETE FROM pg_temp.{_LOG} RETURNING *)
-    SELECT pg_catalog.current_setting('search_path') AS search_path,
-           (SELECT pg_catalog.json_agg(json_build_object(
-                'classid', classid, 'objid', objid, 'type', object_type, 'tag', command_tag,
-                'dropped', dropped, 'address', address))
-            FROM taken) AS taken,
+    SELECT pg_catalog.to_regclass('pg_temp.{_LOG}') IS NOT NULL AS alive,
+           pg_catalog.current_setting('search_path') AS search_path,
            (SELECT d.description FROM pg_catalog.pg_description d
             JOIN pg_catalog.pg_event_trigger e ON e.oid = d.objoid
             WHERE d.classoid = 'pg_catalog.pg_event_trigger'::pg_catalog.regclass
-              AND e.evtname = :trigger) AS others
+              AND e.evtname = :trigger) AS others,
+           CASE WHEN pg_catalog.current_setting('track_counts')::boolean THEN
+           (SELECT coalesce(sum(a.n_tup_ins + a.n_tup_upd + a.n_tup_del
+                                + x.n_tup_ins + x.n_tup_upd + x.n_tup_del), 0)
+            FROM pg_catalog.pg_stat_sys_tables a
+            JOIN pg_catalog.pg_stat_xact_sys_tables x ON x.relid = a.relid
+            WHERE a.schemaname = 'pg_catalog' AND a.relname <> 'pg_statistic') END
+           AS catalog_writes
+    """
+)
+_TAKE = text(
+    f"""
+    WITH taken AS (DELETE FROM pg_temp.{_LOG} RETURNING *)
+    SELECT pg_catalog.json_agg(json_build_object(
+               'classid', classid, 'objid', objid, 'type', object_type, 'tag', command_tag,
+               'dropped', dropped, 'address', address)) AS taken
+    FROM taken
     """
 )
 
@@ -184,6 +201,10 @@ class DdlWatch:
     default_schema: str
     search_path: str
     others: str | None = None
+    #: False once the log is gone (the session discarded its temporary objects).
+    alive: bool = True
+    #: Catalog rows ever written in the database, at the previous look.
+    catalog_writes: int = 0
     #: Every table, by oid: (namespace, name).
     tables: dict[int, tuple[str, str]] = field(default_factory=dict)
     #: (namespace, index or constraint name) -> (namespace, table), from reflected tables.
@@ -248,12 +269,13 @@ class DdlWatch:
             conn.execute(text(f"ALTER EVENT TRIGGER {trigger} ENABLE ALWAYS"))
         # Proof that the triggers fire here (a server may have them turned off).
         conn.execute(text(f"COMMENT ON TABLE pg_temp.{_LOG} IS 'alembic-deploy'"))
-        taken = conn.execute(_TAKE, {"trigger": triggers["end"]}).one().taken or []
+        taken = conn.execute(_TAKE).scalar_one() or []
         if [row["tag"] for row in taken] != ["COMMENT"]:
             log.debug("ddlwatch.not_firing", reported=taken)
             return None
         watch = cls(conn, triggers["end"], str(default_schema or "public"), str(search_path))
         watch.resync(conn)
+        watch.catalog_writes = conn.execute(_STATE, {"trigger": watch.trigger}).one()[-1] or 0
         return watch
 
     def resync(self, conn: Connection) -> None:
@@ -278,14 +300,21 @@ class DdlWatch:
     def changes(self, conn: Connection, schemas: Sequence[str | None]) -> Changes | None:
         """What the DDL since the previous call did to ``schemas``; None: digest instead
         (and :meth:`resync` after)."""
-        row = conn.execute(_TAKE, {"trigger": self.trigger}).one()
-        taken: list[dict[str, Any]] = row.taken or []
-        if row.search_path != self.search_path or row.others != self.others:
+        state = conn.execute(_STATE, {"trigger": self.trigger}).one()
+        if not (self.alive and state.alive):
+            self.alive = False
+            return None
+        taken: list[dict[str, Any]] = conn.execute(_TAKE).scalar_one() or []
+        # Without counts (track_counts off), a revision without DDL is digested.
+        wrote = state.catalog_writes is None or state.catalog_writes != self.catalog_writes
+        self.catalog_writes = state.catalog_writes or 0
+        if state.search_path != self.search_path or state.others != self.others:
             # Expressions are spelled anew, or another session ran DDL: digest everything.
-            self.search_path, self.others = row.search_path, row.others
+            self.search_path, self.others = state.search_path, state.others
             return None
         if not taken:
-            return Changes(touched=frozenset(), removed=frozenset(), ddl=False)
+            # No DDL; catalog rows written all the same are a revision's own catalog surgery.
+            return None if wrote else Changes(frozenset(), frozenset(), ddl=False)
         touched: set[tuple[str, str]] = set()
         removed: set[tuple[str, str]] = set()
         reported: list[tuple[int, int]] = []

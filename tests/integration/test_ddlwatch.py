@@ -112,6 +112,18 @@ def test_the_watch_gives_up_where_it_cannot_follow(conn: Connection, pg_engine: 
     # An index dropped that no reflection saw: whose table was it?
     _revision(conn, watch, "CREATE INDEX ix_a ON a (b)")
     assert _revision(conn, watch, "DROP INDEX ix_a") is None
+    # Catalog surgery runs no DDL: only the catalog rows it wrote tell.
+    surgery = (
+        "UPDATE pg_catalog.pg_attribute SET attnotnull = true "
+        "WHERE attrelid = 'public.a'::regclass AND attname = 'b'"
+    )
+    assert _revision(conn, watch, "INSERT INTO a VALUES (1, 2)", surgery) is None
+    assert _revision(conn, watch, "INSERT INTO a VALUES (3, 4)") == Changes(
+        frozenset(), frozenset(), ddl=False
+    )
+    # A revision that discards the session's temporary objects takes the log with them.
+    assert _revision(conn, watch, "DISCARD TEMP") is None
+    assert _revision(conn, watch, "CREATE TABLE public.later (id integer)") is None
 
 
 def test_the_triggers_go_with_the_session(pg_url: str) -> None:
