@@ -170,7 +170,7 @@ _Skip = tuple[str, str | None, str | None, str] | None
 def _create_table(insp: Inspector, table: Any, **_: Any) -> _Skip:
     if table.name.startswith(_BATCH_TEMP_PREFIX):
         return None
-    if _surely_absent(insp, "relation", name=table.name, schema=table.schema):
+    if _proves(insp, "no_relation", name=table.name, schema=table.schema):
         return None
     if insp.has_table(table.name, schema=table.schema):
         return ("create_table", table.name, table.name, "already exists")
@@ -180,7 +180,7 @@ def _create_table(insp: Inspector, table: Any, **_: Any) -> _Skip:
 def _add_column(
     insp: Inspector, table_name: str, column: Any, *, schema: str | None = None, **_: Any
 ) -> _Skip:
-    if _surely_absent(insp, "column", table=table_name, name=column.name, schema=schema):
+    if _proves(insp, "no_column", table=table_name, name=column.name, schema=schema):
         return None
     if insp.has_table(table_name, schema=schema) and column.name in _columns(
         insp, table_name, schema
@@ -189,6 +189,12 @@ def _add_column(
     return None
 
 
+# The table the Inspector would find: without a schema, the one the search_path shows.
+_PG_VISIBLE_TABLE = (
+    "c.relname = :table AND c.relkind IN ('r', 'p', 'f', 'v', 'm') "
+    "AND CASE WHEN CAST(:schema AS name) IS NULL "
+    "THEN pg_catalog.pg_table_is_visible(c.oid) ELSE n.nspname = :schema END"
+)
 # "Nothing of this name exists": one catalog lookup by bound name, where reading the table's
 # indexes or columns through the Inspector costs several. Only a True answer is used (to run
 # the statement without the full check); anything else falls through to the full check.
@@ -203,19 +209,63 @@ _PG_NO_COLUMN = text(
     "SELECT NOT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute a "
     "JOIN pg_catalog.pg_class c ON c.oid = a.attrelid "
     "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
-    "WHERE c.relname = :table AND a.attname = :name AND a.attnum > 0 AND NOT a.attisdropped "
-    "AND n.nspname = coalesce(:schema, current_schema()))"
+    f"WHERE a.attname = :name AND a.attnum > 0 AND NOT a.attisdropped AND {_PG_VISIBLE_TABLE})"
+)
+# A constraint name is unique per table, an index name per schema: neither of that name
+# anywhere in the schema (or, without one, in any schema) means the table has none.
+_PG_NO_CONSTRAINT = text(
+    "SELECT NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint k "
+    "JOIN pg_catalog.pg_namespace n ON n.oid = k.connamespace "
+    "WHERE k.conname = :name AND (CAST(:schema AS name) IS NULL OR n.nspname = :schema)) "
+    "AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_class c "
+    "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
+    "WHERE c.relname = :name AND (CAST(:schema AS name) IS NULL OR n.nspname = :schema))"
 )
 _SQLITE_NO_RELATION = text("SELECT NOT EXISTS (SELECT 1 FROM sqlite_master WHERE name = :name)")
 
 
-def _surely_absent(insp: Inspector, query: str, **params: Any) -> bool:
-    """Whether one cheap catalog lookup proves the object absent (PostgreSQL, SQLite)."""
+# "It is there", on the table the Inspector would find: the drop runs without reading the
+# table. Only a True answer is used.
+_PG_HAS_COLUMN = text(
+    "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute a "
+    "JOIN pg_catalog.pg_class c ON c.oid = a.attrelid "
+    "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
+    f"WHERE a.attname = :name AND a.attnum > 0 AND NOT a.attisdropped AND {_PG_VISIBLE_TABLE})"
+)
+# The Inspector's indexes leave out the primary key's.
+_PG_HAS_INDEX = text(
+    "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_index x "
+    "JOIN pg_catalog.pg_class i ON i.oid = x.indexrelid "
+    "JOIN pg_catalog.pg_class c ON c.oid = x.indrelid "
+    "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
+    f"WHERE i.relname = :name AND NOT x.indisprimary AND {_PG_VISIBLE_TABLE})"
+)
+# What _named_objects reads: indexes, and primary key, unique, foreign key, check constraints.
+_PG_HAS_NAMED = text(
+    "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint k "
+    "JOIN pg_catalog.pg_class c ON c.oid = k.conrelid "
+    "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
+    f"WHERE k.conname = :name AND k.contype IN ('p', 'u', 'f', 'c') AND {_PG_VISIBLE_TABLE}) "
+    "OR EXISTS (SELECT 1 FROM pg_catalog.pg_index x "
+    "JOIN pg_catalog.pg_class i ON i.oid = x.indexrelid "
+    "JOIN pg_catalog.pg_class c ON c.oid = x.indrelid "
+    "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
+    f"WHERE i.relname = :name AND NOT x.indisprimary AND {_PG_VISIBLE_TABLE})"
+)
+
+
+def _proves(insp: Inspector, fact: str, **params: Any) -> bool:
+    """Whether one cheap catalog lookup proves ``fact`` (PostgreSQL, SQLite): an object
+    absent (``no_*``) or present (``has_*``). False also means "cannot tell here"."""
     statement = {
-        ("postgresql", "relation"): _PG_NO_RELATION,
-        ("postgresql", "column"): _PG_NO_COLUMN,
-        ("sqlite", "relation"): _SQLITE_NO_RELATION,
-    }.get((insp.dialect.name, query))
+        ("postgresql", "no_relation"): _PG_NO_RELATION,
+        ("postgresql", "no_column"): _PG_NO_COLUMN,
+        ("postgresql", "no_constraint"): _PG_NO_CONSTRAINT,
+        ("postgresql", "has_column"): _PG_HAS_COLUMN,
+        ("postgresql", "has_index"): _PG_HAS_INDEX,
+        ("postgresql", "has_named"): _PG_HAS_NAMED,
+        ("sqlite", "no_relation"): _SQLITE_NO_RELATION,
+    }.get((insp.dialect.name, fact))
     bind = insp.bind
     if statement is None or not isinstance(bind, Connection):
         return False
@@ -231,7 +281,7 @@ def _create_index(insp: Inspector, index: Any, **_: Any) -> _Skip:
         name
         and table is not None
         and not table.name.startswith(_BATCH_TEMP_PREFIX)
-        and not _surely_absent(insp, "relation", name=name, schema=table.schema)
+        and not _proves(insp, "no_relation", name=name, schema=table.schema)
         and insp.has_table(table.name, schema=table.schema)
         and insp.has_index(table.name, name, schema=table.schema)
     ):
@@ -241,12 +291,14 @@ def _create_index(insp: Inspector, index: Any, **_: Any) -> _Skip:
 
 def _add_constraint(insp: Inspector, const: Any, **_: Any) -> _Skip:
     table = const.table
-    if table is None or not insp.has_table(table.name, schema=table.schema):
+    name = _final_name(const, insp.dialect)
+    if table is None or (name and _proves(insp, "no_constraint", name=name, schema=table.schema)):
+        return None
+    if not insp.has_table(table.name, schema=table.schema):
         return None
     kind = next(
         (n for c, n in _CONSTRAINT_OPERATION.items() if isinstance(const, c)), "create_constraint"
     )
-    name = _final_name(const, insp.dialect)
     if name:
         exists = name in _named_objects(insp, table.name, table.schema)
     else:
@@ -270,6 +322,8 @@ def _drop_column(
     insp: Inspector, table_name: str, column: Any, *, schema: str | None = None, **_: Any
 ) -> _Skip:
     name = getattr(column, "name", column)
+    if _proves(insp, "has_column", table=table_name, name=name, schema=schema):
+        return None
     if not insp.has_table(table_name, schema=schema) or name not in _columns(
         insp, table_name, schema
     ):
@@ -289,6 +343,8 @@ def _drop_index(insp: Inspector, index: Any, **_: Any) -> _Skip:
         or table.name.startswith(_BATCH_TEMP_PREFIX)
     ):
         return None
+    if _proves(insp, "has_index", table=table.name, name=name, schema=table.schema):
+        return None
     gone = not insp.has_table(table.name, schema=table.schema) or not insp.has_index(
         table.name, name, schema=table.schema
     )
@@ -299,6 +355,8 @@ def _drop_constraint(insp: Inspector, const: Any, **_: Any) -> _Skip:
     name = _final_name(const, insp.dialect)
     table = const.table
     if not name or table is None:
+        return None
+    if _proves(insp, "has_named", table=table.name, name=name, schema=table.schema):
         return None
     if not insp.has_table(table.name, schema=table.schema) or name not in _named_objects(
         insp, table.name, table.schema

@@ -109,3 +109,52 @@ def test_outside_a_defensive_session_nothing_is_guarded(tmp_path: object) -> Non
             assert context.impl.add_column == original
     finally:
         engine.dispose()
+
+
+def test_lookups_by_name_judge_the_table_the_search_path_shows(pg_url: str) -> None:
+    """Unqualified operations act on the table the search_path shows, which need not be in
+    the current schema; the cheap lookups by name must judge that table, as the Inspector
+    does, and say nothing of a same-named object elsewhere."""
+    engine = sa.create_engine(pg_url, poolclass=NullPool)
+    try:
+        with engine.begin() as conn:
+            conn.exec_driver_sql("CREATE SCHEMA later")
+            conn.exec_driver_sql("CREATE TABLE later.t (id integer PRIMARY KEY, c integer)")
+            conn.exec_driver_sql("CREATE INDEX ix_t_c ON later.t (c)")
+            conn.exec_driver_sql("CREATE SCHEMA elsewhere")  # not on the search_path
+            conn.exec_driver_sql("CREATE TABLE elsewhere.u (id integer, gone integer)")
+            conn.exec_driver_sql("CREATE INDEX ix_u_gone ON elsewhere.u (gone)")
+            conn.exec_driver_sql("CREATE TABLE public.u (id integer)")
+    finally:
+        engine.dispose()
+    url = sa.make_url(pg_url).update_query_dict({"options": "-csearch_path=public,later"})
+    with guarded_ops(url.render_as_string(hide_password=False)) as (op, skipped):
+        op.add_column("t", sa.Column("c", sa.Integer))  # in later.t: already there
+        op.create_table("t", sa.Column("id", sa.Integer))  # later.t is visible
+        op.create_index("ix_t_c", "t", ["c"])  # already on later.t
+        op.create_unique_constraint("uq_t_c", "t", ["c"])  # new: runs
+        op.create_unique_constraint("uq_t_c", "t", ["c"])  # now there
+        op.drop_column("u", "gone")  # public.u has none: elsewhere.u's does not count
+        op.drop_index("ix_u_gone", table_name="u")  # nor its index
+        op.drop_constraint("uq_t_c", "t", type_="unique")  # there: runs
+        op.drop_column("t", "c")  # there: runs
+    assert [(s.operation, s.object) for s in skipped] == [
+        ("add_column", "c"),
+        ("create_table", "t"),
+        ("create_index", "ix_t_c"),
+        ("create_unique_constraint", "uq_t_c"),
+        ("drop_column", "gone"),
+        ("drop_index", "ix_u_gone"),
+    ]
+    engine = sa.create_engine(pg_url, poolclass=NullPool)
+    try:
+        with engine.connect() as conn:
+            insp = sa.inspect(conn)
+            assert {c["name"] for c in insp.get_columns("t", schema="later")} == {"id"}
+            assert insp.get_unique_constraints("t", schema="later") == []
+            assert {c["name"] for c in insp.get_columns("u", schema="elsewhere")} == {
+                "id",
+                "gone",
+            }
+    finally:
+        engine.dispose()
