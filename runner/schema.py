@@ -873,7 +873,24 @@ def _rules_for(dialect: Dialect) -> _DialectRules:
 
 # Up to this many tables, reflection is planned for a few tables (:func:`_plans_for_few_tables`).
 _FEW_TABLES = 64
-_JOIN_METHODS = ("enable_hashjoin", "enable_mergejoin")
+# One round trip each way, fixed text (compiled once): the CTE (materialized) reads the
+# settings before the same statement sets them.
+_JOINS_OFF = text(
+    """
+    WITH before AS MATERIALIZED (
+        SELECT pg_catalog.current_setting('enable_hashjoin') AS hashjoin,
+               pg_catalog.current_setting('enable_mergejoin') AS mergejoin
+    )
+    SELECT hashjoin, mergejoin,
+           pg_catalog.set_config('enable_hashjoin', 'off', true),
+           pg_catalog.set_config('enable_mergejoin', 'off', true)
+    FROM before
+    """
+)
+_JOINS_BACK = text(
+    "SELECT pg_catalog.set_config('enable_hashjoin', :hashjoin, true), "
+    "pg_catalog.set_config('enable_mergejoin', :mergejoin, true)"
+)
 
 
 @contextlib.contextmanager
@@ -889,14 +906,9 @@ def _plans_for_few_tables(conn: Connection) -> Iterator[None]:
     if conn.dialect.name != "postgresql":
         yield
         return
-    # One round trip: the CTE (materialized) reads the settings before they are set.
-    before = sa.select(*(sa.func.current_setting(n).label(n) for n in _JOIN_METHODS)).cte()
-    before = before.prefix_with("MATERIALIZED")
-    turned = [sa.func.set_config(n, "off", True) for n in _JOIN_METHODS]
-    previous = conn.execute(sa.select(*before.c, *turned)).one()[: len(_JOIN_METHODS)]
+    before = conn.execute(_JOINS_OFF).one()
     yield
-    restored = zip(_JOIN_METHODS, previous, strict=True)
-    conn.execute(sa.select(*(sa.func.set_config(n, v, True) for n, v in restored)))
+    conn.execute(_JOINS_BACK, {"hashjoin": before.hashjoin, "mergejoin": before.mergejoin})
 
 
 def reflect_schema(
