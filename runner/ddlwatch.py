@@ -318,6 +318,9 @@ class DdlWatch:
         touched: set[tuple[str, str]] = set()
         removed: set[tuple[str, str]] = set()
         reported: list[tuple[int, int]] = []
+        # An index created and dropped within the revision (a data migration's helper) left
+        # nothing behind.
+        created = {int(item["objid"]) for item in taken if not item["dropped"]}
         for item in taken:
             if item["tag"] == "ALTER SCHEMA" or (item["dropped"] and item["type"] == "schema"):
                 return None  # everything in it, and everything naming it, is spelled anew
@@ -332,8 +335,8 @@ class DdlWatch:
             elif item["type"] in _DROPPED_UNDER_A_TABLE and len(address) >= 2:
                 touched.add((address[0], address[1]))
             elif item["type"] == "index" and len(address) >= 2:
-                if address[0].startswith("pg_"):
-                    continue  # a TOAST table's index, a temporary table's
+                if address[0].startswith("pg_") or int(item["objid"]) in created:
+                    continue  # a TOAST table's index, a temporary table's, a passing one
                 owner = self.indexes.get((address[0], address[1]))
                 if owner is None:
                     return None  # an index never reflected: whose table was it?

@@ -78,6 +78,11 @@ def test_a_revision_touches_its_tables_and_those_whose_text_names_what_it_change
     assert _revision(conn, watch, "DROP INDEX ix_b") == Changes(
         touched=frozenset({(None, "b")}), removed=frozenset(), ddl=True
     )
+    # An index made and dropped within the revision (a data migration's helper) leaves the
+    # table as it was.
+    assert _revision(
+        conn, watch, "CREATE INDEX passing ON b (id)", "DROP INDEX passing"
+    ) == Changes(touched=frozenset(), removed=frozenset(), ddl=True)
     moved = _revision(conn, watch, "ALTER TABLE bystander SET SCHEMA side")
     assert moved == Changes(
         touched=frozenset({("side", "bystander")}),

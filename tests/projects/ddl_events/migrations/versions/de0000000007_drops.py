@@ -16,6 +16,8 @@ def upgrade() -> None:
     if op.get_context().dialect.name != "postgresql":
         return
     op.execute('DROP INDEX ix_spoke_hub')
+    op.execute('CREATE INDEX passing ON hub (id)')  # a data migration's helper
+    op.execute('DROP INDEX passing')
     op.execute("COMMENT ON COLUMN spoke.hub_id IS 'the hub'")
     op.execute('ALTER TABLE spoke RENAME CONSTRAINT spoke_hub_id_fkey TO fk_spoke_hub')
 
