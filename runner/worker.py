@@ -570,7 +570,8 @@ def _connection_lost(exc: BaseException) -> bool:
 
 def _preload() -> None:
     """Import what every job uses before its job arrives (a prestarted worker does this while
-    the runner is still busy). Only libraries: no user code runs before the job."""
+    the runner is still busy). Only libraries and the runner's own modules, which read no
+    environment on import: no user code runs before the job."""
     for module in _PRELOADED:
         with contextlib.suppress(ImportError):  # psycopg2 on a SQLite-only install
             importlib.import_module(module)
@@ -582,6 +583,8 @@ _PRELOADED = (
     "alembic.runtime.environment",
     "alembic.script",
     "psycopg2",
+    "runner.backends",  # every job's connection set-up (~35 ms: tenacity, structlog)
+    "runner.defensive",
 )
 
 
