@@ -14,9 +14,11 @@ table of the replay's session instead, and :meth:`DdlWatch.changes` turns them i
 * a dropped column, constraint, trigger or default names its table; a dropped index is looked
   up among the indexes reflected so far.
 
-Anything it cannot place (a renamed schema, a dropped index it never saw, a changed
-``search_path``, which changes how expressions are spelled) returns ``None``: the caller
-digests every table instead. Everything lives in the session's temporary schema, so it
+Anything it cannot place returns ``None``, and the caller digests every table instead: a
+renamed or dropped schema, a dropped index it never saw, a changed ``search_path`` (which
+changes how expressions are spelled), DDL run by another session (which marks the trigger),
+catalog rows written without DDL (a revision's own ``UPDATE pg_attribute``), a log that a
+``DISCARD TEMP`` took away. Everything lives in the session's temporary schema, so it
 disappears with the session (the event triggers depend on their functions, which PostgreSQL
 drops with the temporary schema) and never shows in the recorded schema.
 
