@@ -35,7 +35,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
 
-TableKey = tuple[str | None, str]
+from runner.schema import TableKey
 
 _LOG = "alembic_deploy_ddl"
 
@@ -271,7 +271,8 @@ class DdlWatch:
             return None  # event triggers turned off on this server
         watch = cls(conn, triggers["end"], str(default_schema or "public"), str(search_path))
         watch.resync(conn)
-        watch.catalog_writes = conn.execute(_STATE, {"trigger": watch.trigger}).one()[-1] or 0
+        state = conn.execute(_STATE, {"trigger": watch.trigger}).one()
+        watch.catalog_writes = state.catalog_writes or 0
         return watch
 
     def resync(self, conn: Connection) -> None:

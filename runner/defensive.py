@@ -195,62 +195,56 @@ _PG_VISIBLE_TABLE = (
     "AND CASE WHEN CAST(:schema AS name) IS NULL "
     "THEN pg_catalog.pg_table_is_visible(c.oid) ELSE n.nspname = :schema END"
 )
+# The schema named, or without one any schema.
+_PG_IN_SCHEMA = "(CAST(:schema AS name) IS NULL OR n.nspname = :schema)"
+_PG_RELATION_NAMED = (
+    "EXISTS (SELECT 1 FROM pg_catalog.pg_class c "
+    "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
+    f"WHERE c.relname = :name AND {_PG_IN_SCHEMA})"
+)
+# A live column of that name on the table.
+_PG_COLUMN_ON_TABLE = (
+    "EXISTS (SELECT 1 FROM pg_catalog.pg_attribute a "
+    "JOIN pg_catalog.pg_class c ON c.oid = a.attrelid "
+    "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
+    f"WHERE a.attname = :name AND a.attnum > 0 AND NOT a.attisdropped AND {_PG_VISIBLE_TABLE})"
+)
+# An index of that name on the table; the Inspector's indexes leave out the primary key's.
+_PG_INDEX_ON_TABLE = (
+    "EXISTS (SELECT 1 FROM pg_catalog.pg_index x "
+    "JOIN pg_catalog.pg_class i ON i.oid = x.indexrelid "
+    "JOIN pg_catalog.pg_class c ON c.oid = x.indrelid "
+    "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
+    f"WHERE i.relname = :name AND NOT x.indisprimary AND {_PG_VISIBLE_TABLE})"
+)
 # "Nothing of this name exists": one catalog lookup by bound name, where reading the table's
 # indexes or columns through the Inspector costs several. Only a True answer is used (to run
 # the statement without the full check); anything else falls through to the full check.
 # Without a schema, a relation of that name in no schema at all: the Inspector would look
 # through the search_path.
-_PG_NO_RELATION = text(
-    "SELECT NOT EXISTS (SELECT 1 FROM pg_catalog.pg_class c "
-    "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
-    "WHERE c.relname = :name AND (CAST(:schema AS name) IS NULL OR n.nspname = :schema))"
-)
-_PG_NO_COLUMN = text(
-    "SELECT NOT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute a "
-    "JOIN pg_catalog.pg_class c ON c.oid = a.attrelid "
-    "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
-    f"WHERE a.attname = :name AND a.attnum > 0 AND NOT a.attisdropped AND {_PG_VISIBLE_TABLE})"
-)
+_PG_NO_RELATION = text(f"SELECT NOT {_PG_RELATION_NAMED}")
+_PG_NO_COLUMN = text(f"SELECT NOT {_PG_COLUMN_ON_TABLE}")
 # A constraint name is unique per table, an index name per schema: neither of that name
 # anywhere in the schema (or, without one, in any schema) means the table has none.
 _PG_NO_CONSTRAINT = text(
     "SELECT NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint k "
     "JOIN pg_catalog.pg_namespace n ON n.oid = k.connamespace "
-    "WHERE k.conname = :name AND (CAST(:schema AS name) IS NULL OR n.nspname = :schema)) "
-    "AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_class c "
-    "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
-    "WHERE c.relname = :name AND (CAST(:schema AS name) IS NULL OR n.nspname = :schema))"
+    f"WHERE k.conname = :name AND {_PG_IN_SCHEMA}) AND NOT {_PG_RELATION_NAMED}"
 )
 _SQLITE_NO_RELATION = text("SELECT NOT EXISTS (SELECT 1 FROM sqlite_master WHERE name = :name)")
 
 
 # "It is there", on the table the Inspector would find: the drop runs without reading the
 # table. Only a True answer is used.
-_PG_HAS_COLUMN = text(
-    "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute a "
-    "JOIN pg_catalog.pg_class c ON c.oid = a.attrelid "
-    "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
-    f"WHERE a.attname = :name AND a.attnum > 0 AND NOT a.attisdropped AND {_PG_VISIBLE_TABLE})"
-)
-# The Inspector's indexes leave out the primary key's.
-_PG_HAS_INDEX = text(
-    "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_index x "
-    "JOIN pg_catalog.pg_class i ON i.oid = x.indexrelid "
-    "JOIN pg_catalog.pg_class c ON c.oid = x.indrelid "
-    "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
-    f"WHERE i.relname = :name AND NOT x.indisprimary AND {_PG_VISIBLE_TABLE})"
-)
+_PG_HAS_COLUMN = text(f"SELECT {_PG_COLUMN_ON_TABLE}")
+_PG_HAS_INDEX = text(f"SELECT {_PG_INDEX_ON_TABLE}")
 # What _named_objects reads: indexes, and primary key, unique, foreign key, check constraints.
 _PG_HAS_NAMED = text(
     "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint k "
     "JOIN pg_catalog.pg_class c ON c.oid = k.conrelid "
     "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
     f"WHERE k.conname = :name AND k.contype IN ('p', 'u', 'f', 'c') AND {_PG_VISIBLE_TABLE}) "
-    "OR EXISTS (SELECT 1 FROM pg_catalog.pg_index x "
-    "JOIN pg_catalog.pg_class i ON i.oid = x.indexrelid "
-    "JOIN pg_catalog.pg_class c ON c.oid = x.indrelid "
-    "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
-    f"WHERE i.relname = :name AND NOT x.indisprimary AND {_PG_VISIBLE_TABLE})"
+    f"OR {_PG_INDEX_ON_TABLE}"
 )
 
 

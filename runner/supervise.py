@@ -410,8 +410,8 @@ class _Run:
             # Only what the revision changed: applied to the previous revision's tables, whose
             # dicts are shared (not copied) between the revisions that did not change them.
             delta = record["delta"]
-            via = self.result.recorded_via
-            via[delta.get("via", "digests")] = via.get(delta.get("via", "digests"), 0) + 1
+            how, counts = delta.get("via", "digests"), self.result.recorded_via
+            counts[how] = counts.get(how, 0) + 1
             tables = self._tables
             for key in delta["removed"]:
                 tables.pop((key[0], key[1]), None)
