@@ -27,11 +27,13 @@ Nothing here raises for a server that refuses: :meth:`DdlWatch.install` returns 
 
 from __future__ import annotations
 
+import hashlib
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import text
+from sqlalchemy import TextClause, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
 
@@ -81,10 +83,13 @@ _KINDS = {
 }
 
 # Before taking the log: is it still there (a revision may run DISCARD TEMP), what spells
-# expressions, whether another session marked the trigger, and how many catalog rows were
-# ever written here (DDL, or a revision's own UPDATE of pg_attribute, which no event reports):
-# the flushed counts plus this session's pending ones, which a flush moves, not loses.
-# pg_statistic is left out: ANALYZE writes it, and reflection does not read it.
+# expressions, whether another session marked the trigger, how many catalog rows were ever
+# written here (DDL, or a revision's own UPDATE of pg_attribute, which no event reports: the
+# flushed counts plus this session's pending ones, which a flush moves, not loses), and which
+# of our prepared statements the session still has (a revision may DEALLOCATE them; behind a
+# pooler, each transaction may get another session). pg_statistic is left out: ANALYZE
+# writes it, and reflection does not read it. The counts are read by function, not through
+# pg_stat_sys_tables, whose other columns cost ten times as much.
 _STATE = text(
     f"""
     SELECT pg_catalog.to_regclass('pg_temp.{_LOG}') IS NOT NULL AS alive,
@@ -94,12 +99,18 @@ _STATE = text(
             WHERE d.classoid = 'pg_catalog.pg_event_trigger'::pg_catalog.regclass
               AND e.evtname = :trigger) AS others,
            CASE WHEN pg_catalog.current_setting('track_counts')::boolean THEN
-           (SELECT coalesce(sum(a.n_tup_ins + a.n_tup_upd + a.n_tup_del
-                                + x.n_tup_ins + x.n_tup_upd + x.n_tup_del), 0)
-            FROM pg_catalog.pg_stat_sys_tables a
-            JOIN pg_catalog.pg_stat_xact_sys_tables x ON x.relid = a.relid
-            WHERE a.schemaname = 'pg_catalog' AND a.relname <> 'pg_statistic') END
-           AS catalog_writes
+           (SELECT coalesce(sum(pg_catalog.pg_stat_get_tuples_inserted(c.oid)
+                                + pg_catalog.pg_stat_get_tuples_updated(c.oid)
+                                + pg_catalog.pg_stat_get_tuples_deleted(c.oid)
+                                + pg_catalog.pg_stat_get_xact_tuples_inserted(c.oid)
+                                + pg_catalog.pg_stat_get_xact_tuples_updated(c.oid)
+                                + pg_catalog.pg_stat_get_xact_tuples_deleted(c.oid)), 0)
+            FROM pg_catalog.pg_class c
+            WHERE c.relnamespace = 'pg_catalog'::pg_catalog.regnamespace AND c.relkind = 'r'
+              AND c.oid <> 'pg_catalog.pg_statistic'::pg_catalog.regclass) END
+           AS catalog_writes,
+           ARRAY(SELECT p.name FROM pg_catalog.pg_prepared_statements p
+                 WHERE p.name LIKE '{_LOG}\\_%') AS prepared
     """
 )
 _TAKE = text(
@@ -173,6 +184,66 @@ _DROPPED_UNDER_A_TABLE = frozenset(
 )
 
 
+@dataclass(frozen=True, slots=True)
+class _Prepared:
+    """One statement's PREPARE, and the EXECUTE that runs it with its parameters."""
+
+    name: str
+    prepare: str
+    execute: TextClause
+    params: tuple[str, ...]
+
+
+_PREPARED: dict[int, tuple[TextClause, _Prepared]] = {}
+
+
+def _prepared(statement: TextClause, conn: Connection) -> _Prepared:
+    """The PREPARE and EXECUTE forms of a ``text()`` statement with ``:name`` parameters
+    (their types are inferred by the server, as for the text)."""
+    known = _PREPARED.get(id(statement))
+    if known is not None and known[0] is statement:
+        return known[1]
+    compiled = statement.compile(dialect=conn.dialect)
+    params: list[str] = []
+
+    def placeholder(match: re.Match[str]) -> str:
+        if match.group(1) not in params:
+            params.append(match.group(1))
+        return f"${params.index(match.group(1)) + 1}"
+
+    # The driver's own form (%(name)s, %% for %): PREPARE runs without parameters.
+    body = re.sub(r"%\((\w+)\)s", placeholder, str(compiled)).replace("%%", "%")
+    # Named after the text: a session behind a pooler may hold another process's statements.
+    name = f"{_LOG}_{hashlib.sha256(body.encode()).hexdigest()[:16]}"
+    form = _Prepared(
+        name=name,
+        prepare=f"PREPARE {name} AS {body}",
+        execute=text(f"EXECUTE {name}({', '.join(f':{p}' for p in params)})"),
+        params=tuple(params),
+    )
+    _PREPARED[id(statement)] = (statement, form)
+    return form
+
+
+# Reported objects that cannot create, alter or drop an enum.
+_NOT_TYPES = frozenset(
+    {
+        "table",
+        "index",
+        "table column",
+        "table constraint",
+        "trigger",
+        "default value",
+        "toast table",
+        "sequence",
+        "view",
+        "materialized view",
+        "rule",
+        "policy",
+    }
+)
+
+
 class _NotFiring(Exception):
     """The event triggers were created but reported nothing: put them back."""
 
@@ -187,6 +258,9 @@ class Changes:
     removed: frozenset[TableKey]
     #: False when the revision ran no DDL at all (nothing to reflect, enums included).
     ddl: bool
+    #: False when no type, nor anything that may create or alter one, was reported: the
+    #: enums are as the previous revision left them.
+    types: bool = True
 
 
 @dataclass(slots=True)
@@ -207,6 +281,8 @@ class DdlWatch:
     tables: dict[int, tuple[str, str]] = field(default_factory=dict)
     #: (namespace, index or constraint name) -> (namespace, table), from reflected tables.
     indexes: dict[tuple[str, str], tuple[str, str]] = field(default_factory=dict)
+    #: The statements the session has prepared, as of the last :meth:`changes`.
+    prepared: set[str] = field(default_factory=set)
 
     @classmethod
     def install(cls, conn: Connection) -> DdlWatch | None:
@@ -294,10 +370,25 @@ class DdlWatch:
                 if name:
                     self.indexes[(namespace, name)] = key
 
+    def execute(self, statement: TextClause, params: Mapping[str, Any]) -> Iterable[Any]:
+        """Run one of the runner's catalog statements, prepared once in this session.
+
+        Parsing and planning a catalog query cost more than running it for a few tables
+        (the columns of two tables: 3.4 ms as text, 1.1 ms prepared with a generic plan).
+        Only right after :meth:`changes`, which read what the session has prepared, and
+        before the revision's commit: no revision code runs in between.
+        """
+        form = _prepared(statement, self.conn)
+        if form.name not in self.prepared:
+            self.conn.exec_driver_sql(form.prepare, execution_options={"no_parameters": True})
+            self.prepared.add(form.name)
+        return self.conn.execute(form.execute, {key: params[key] for key in form.params})
+
     def changes(self, conn: Connection, schemas: Sequence[str | None]) -> Changes | None:
         """What the DDL since the previous call did to ``schemas``; None: digest instead
         (and :meth:`resync` after)."""
         state = conn.execute(_STATE, {"trigger": self.trigger}).one()
+        self.prepared = set(state.prepared)
         if not (self.alive and state.alive):
             self.alive = False
             return None
@@ -339,7 +430,7 @@ class DdlWatch:
                     return None  # an index never reflected: whose table was it?
                 touched.add(owner)
         if reported:
-            found = conn.execute(
+            found = self.execute(
                 _TOUCHED,
                 {"classids": [c for c, _ in reported], "objids": [o for _, o in reported]},
             )
@@ -355,6 +446,7 @@ class DdlWatch:
             touched=frozenset((keys[n], t) for n, t in touched & present if n in keys),
             removed=frozenset((keys[n], t) for n, t in removed - present if n in keys),
             ddl=True,
+            types=any(item["type"] not in _NOT_TYPES for item in taken),
         )
 
 

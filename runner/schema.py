@@ -34,7 +34,7 @@ from types import MappingProxyType
 from typing import Any, TypeVar, cast
 
 import sqlalchemy as sa
-from sqlalchemy import Connection, MetaData, text
+from sqlalchemy import Connection, MetaData, TextClause, text
 from sqlalchemy.dialects.postgresql import ExcludeConstraint
 from sqlalchemy.engine import Dialect
 from sqlalchemy.engine.reflection import Inspector
@@ -531,12 +531,37 @@ class _Catalog:
     kinds: frozenset[str] | None = None
 
 
+#: Runs one of the runner's own catalog statements with its parameters.
+Execute = Callable[[TextClause, Mapping[str, Any]], Iterable[Any]]
+
+
+@dataclass(frozen=True, slots=True)
+class Reading:
+    """How :func:`reflect_schema` reads what SQLAlchemy's Inspector does not.
+
+    The snapshot build reads a few tables after each revision of a chain, on one session;
+    it passes its own way to run the runner's catalog statements (prepared once,
+    :meth:`runner.ddlwatch.DdlWatch.execute`), and skips the enums where it knows no type
+    changed.
+    """
+
+    #: None: ``conn.execute``.
+    execute: Execute | None = None
+    #: False: the enums are not read (the result has none).
+    enums: bool = True
+
+
+_PLAIN = Reading()
+
+
 @dataclass(frozen=True, slots=True)
 class _DialectRules:
     """Everything reflection and metadata conversion do differently per dialect."""
 
-    #: (conn, inspector, schema, table names or None for all) -> the catalog of those tables
-    read_catalog: Callable[[Connection, Inspector, str | None, Sequence[str] | None], _Catalog]
+    #: (conn, inspector, schema, table names or None for all, reading) -> their catalog
+    read_catalog: Callable[
+        [Connection, Inspector, str | None, Sequence[str] | None, Reading], _Catalog
+    ]
     # (kind, table, columns) -> the name the database gives an unnamed constraint;
     # kind is "pkey", "key" (unique), "fkey" or "check".
     default_name: Callable[[str, str, tuple[str, ...]], str | None]
@@ -546,7 +571,11 @@ class _DialectRules:
 
 
 def _no_catalog(
-    conn: Connection, inspector: Inspector, schema: str | None, names: Sequence[str] | None
+    conn: Connection,
+    inspector: Inspector,
+    schema: str | None,
+    names: Sequence[str] | None,
+    reading: Reading,
 ) -> _Catalog:
     return _Catalog()
 
@@ -691,7 +720,11 @@ def _pg_column_text(row: Any) -> str:
 
 
 def _pg_catalog(
-    conn: Connection, inspector: Inspector, schema: str | None, names: Sequence[str] | None
+    conn: Connection,
+    inspector: Inspector,
+    schema: str | None,
+    names: Sequence[str] | None,
+    reading: Reading,
 ) -> _Catalog:
     # Enum labels in enumsortorder; pg_index.indisvalid (a CREATE INDEX CONCURRENTLY that
     # failed) and pg_constraint.convalidated (ADD CONSTRAINT .. NOT VALID), which SQLAlchemy
@@ -699,14 +732,17 @@ def _pg_catalog(
     # constraint. Three queries whatever the number of tables.
     namespace = schema if schema is not None else inspector.default_schema_name
     params = {"schema": namespace, "all_tables": names is None, "names": list(names or ())}
+    execute = reading.execute or conn.execute
     enums = tuple(
         Enum(schema, item["name"], tuple(item["labels"]))
-        for item in cast(Any, inspector).get_enums(schema=namespace)
+        for item in (cast(Any, inspector).get_enums(schema=namespace) if reading.enums else ())
     )
+    if names == []:
+        return _Catalog(enums)  # the enums only
     invalid: set[tuple[str, str]] = set()
     index_text: dict[tuple[str, str], str] = {}
     kinds: set[str] = set()
-    for table_name, name, valid, definition, prefix in conn.execute(_PG_INDEXES, params):
+    for table_name, name, valid, definition, prefix in execute(_PG_INDEXES, params):
         kinds.add("i")
         if not valid:
             invalid.add((table_name, name))
@@ -715,7 +751,7 @@ def _pg_catalog(
     unvalidated: set[tuple[str, str]] = set()
     constraint_text: dict[tuple[str, str], str] = {}
     exclusions: dict[str, list[Exclusion]] = {}
-    for table_name, name, kind, valid, definition in conn.execute(_PG_CONSTRAINTS, params):
+    for table_name, name, kind, valid, definition in execute(_PG_CONSTRAINTS, params):
         kinds.add(kind)
         if not valid:
             unvalidated.add((table_name, name))
@@ -724,7 +760,7 @@ def _pg_catalog(
             exclusions.setdefault(table_name, []).append(Exclusion(name, definition))
     table_text: dict[str, tuple[str | None, str | None]] = {}
     column_text: dict[tuple[str, str], tuple[str, str | None]] = {}
-    for row in conn.execute(_PG_COLUMNS, params):
+    for row in execute(_PG_COLUMNS, params):
         if row.name is None:
             table_text[row.table_name] = (None, row.comment)
         else:
@@ -767,7 +803,11 @@ def _sqlite_uniques(
 
 
 def _sqlite_catalog(
-    conn: Connection, inspector: Inspector, schema: str | None, names: Sequence[str] | None
+    conn: Connection,
+    inspector: Inspector,
+    schema: str | None,
+    names: Sequence[str] | None,
+    reading: Reading,
 ) -> _Catalog:
     # sqlite_master keeps every table's and index's CREATE statement as written: heal
     # replays them, and indexes on expressions (which SQLAlchemy skips) are read from them.
@@ -879,17 +919,20 @@ _JOINS_OFF = text(
     """
     WITH before AS MATERIALIZED (
         SELECT pg_catalog.current_setting('enable_hashjoin') AS hashjoin,
-               pg_catalog.current_setting('enable_mergejoin') AS mergejoin
+               pg_catalog.current_setting('enable_mergejoin') AS mergejoin,
+               pg_catalog.current_setting('plan_cache_mode') AS plan_cache_mode
     )
-    SELECT hashjoin, mergejoin,
+    SELECT hashjoin, mergejoin, plan_cache_mode,
            pg_catalog.set_config('enable_hashjoin', 'off', true),
-           pg_catalog.set_config('enable_mergejoin', 'off', true)
+           pg_catalog.set_config('enable_mergejoin', 'off', true),
+           pg_catalog.set_config('plan_cache_mode', 'force_generic_plan', true)
     FROM before
     """
 )
 _JOINS_BACK = text(
     "SELECT pg_catalog.set_config('enable_hashjoin', :hashjoin, true), "
-    "pg_catalog.set_config('enable_mergejoin', :mergejoin, true)"
+    "pg_catalog.set_config('enable_mergejoin', :mergejoin, true), "
+    "pg_catalog.set_config('plan_cache_mode', :plan_cache_mode, true)"
 )
 
 
@@ -900,15 +943,24 @@ def _plans_for_few_tables(conn: Connection) -> Iterator[None]:
     For a handful of tables (the snapshot build reflects what each revision changed), hash and
     merge joins read whole catalogs: SQLAlchemy's primary-key and index queries scan every
     table's columns (~5 ms each for 5 of 500 tables, 1 ms as nested loops over the catalogs'
-    indexes). The settings are transaction-local and put back once reflection has read what
-    it needs; a reflection that raises leaves them to its transaction's rollback.
+    indexes). Statements the caller prepared (:class:`Reading`) take a generic plan, made
+    once per session instead of at each run. The settings are transaction-local and put back
+    once reflection has read what it needs; a reflection that raises leaves them to its
+    transaction's rollback.
     """
     if conn.dialect.name != "postgresql":
         yield
         return
     before = conn.execute(_JOINS_OFF).one()
     yield
-    conn.execute(_JOINS_BACK, {"hashjoin": before.hashjoin, "mergejoin": before.mergejoin})
+    conn.execute(
+        _JOINS_BACK,
+        {
+            "hashjoin": before.hashjoin,
+            "mergejoin": before.mergejoin,
+            "plan_cache_mode": before.plan_cache_mode,
+        },
+    )
 
 
 def reflect_schema(
@@ -917,11 +969,13 @@ def reflect_schema(
     schemas: Sequence[str | None] = (None,),
     exclude_tables: Collection[str] = ("alembic_version",),
     only: Collection[TableKey] | None = None,
+    reading: Reading = _PLAIN,
 ) -> Schema:
     """Reflect the tables and enums of ``schemas`` (None: the default schema) in bulk.
 
-    ``only`` restricts the tables to those keys (enums are always all read): the snapshot
-    build reflects only what a revision changed (:func:`table_digests`).
+    ``only`` restricts the tables to those keys (the enums are all read unless ``reading``
+    says not to): the snapshot build reflects only what a revision changed
+    (:func:`table_digests`, :mod:`runner.ddlwatch`).
 
     Issues a fixed number of statements per schema whatever the number of tables: 10 on
     PostgreSQL, after a few lookups SQLAlchemy caches once per dialect (its index query
@@ -946,7 +1000,9 @@ def reflect_schema(
         warnings.filterwarnings("ignore", "Skipped unsupported reflection", sa.exc.SAWarning)
         for schema in wanted:
             names = None if only is None else sorted(n for s, n in only if s == schema)
-            catalog = rules.read_catalog(conn, inspector, schema, names)
+            if names == [] and not reading.enums:
+                continue
+            catalog = rules.read_catalog(conn, inspector, schema, names, reading)
             enums.update((enum.key, enum) for enum in catalog.enums)
             if names == []:
                 continue

@@ -363,7 +363,7 @@ class Worker:
         schema each time. The event triggers tell which (:mod:`runner.ddlwatch`); without
         them, or when they cannot tell, each table's catalog digest
         (:func:`runner.schema.table_digests`) is compared with the last one taken."""
-        from runner.schema import reflect_schema, table_digests
+        from runner.schema import Reading, reflect_schema, table_digests
 
         schemas = self._schemas(conn)
         excluded = tuple(self.job.get("exclude_tables", ()))
@@ -393,11 +393,19 @@ class Worker:
             self.undigested |= changed
         removed = [list(key) for key in self.known - tables]
         self.known = tables
-        schema = reflect_schema(conn, schemas=schemas, exclude_tables=excluded, only=changed)
+        # The watch read what the session has prepared: its statements run prepared. No
+        # type reported, no enum changed.
+        enums = seen is None or seen.types
+        reading = Reading(execute=watch.execute if watch is not None else None, enums=enums)
+        schema = reflect_schema(
+            conn, schemas=schemas, exclude_tables=excluded, only=changed, reading=reading
+        )
         delta = schema.to_dict()
         if watch is not None:
             watch.remember(delta["tables"])
-        self.enums = delta["enums"]
+        if enums:
+            self.enums = delta["enums"]
+        delta["enums"] = self.enums
         return {**delta, "removed": removed, "via": "digests" if seen is None else "events"}
 
     # --- jobs ------------------------------------------------------------------------------

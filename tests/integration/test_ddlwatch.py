@@ -57,6 +57,7 @@ def test_a_revision_touches_its_tables_and_those_whose_text_names_what_it_change
         touched=frozenset({(None, "a"), (None, "b"), ("side", "c"), (None, "bystander")}),
         removed=frozenset(),
         ddl=True,
+        types=True,  # a schema was made: its enums are read
     )
     # A renamed table: its foreign keys elsewhere read anew, the bystander does not.
     renamed = _revision(conn, watch, "ALTER TABLE a RENAME TO a2")
@@ -64,10 +65,11 @@ def test_a_revision_touches_its_tables_and_those_whose_text_names_what_it_change
         touched=frozenset({(None, "a2"), (None, "b"), ("side", "c")}),
         removed=frozenset({(None, "a")}),
         ddl=True,
+        types=False,
     )
     # A renamed sequence: the default that names it.
     assert _revision(conn, watch, "ALTER SEQUENCE a_id_seq RENAME TO a_serial") == Changes(
-        touched=frozenset({(None, "a2")}), removed=frozenset(), ddl=True
+        touched=frozenset({(None, "a2")}), removed=frozenset(), ddl=True, types=False
     )
     # Rows only: nothing to reflect.
     assert _revision(conn, watch, "INSERT INTO bystander VALUES (1)") == Changes(
@@ -76,18 +78,19 @@ def test_a_revision_touches_its_tables_and_those_whose_text_names_what_it_change
     # A dropped index is placed by the names of the tables reflected so far.
     watch.remember([{"schema": None, "name": "b", "indexes": [{"name": "ix_b"}]}])
     assert _revision(conn, watch, "DROP INDEX ix_b") == Changes(
-        touched=frozenset({(None, "b")}), removed=frozenset(), ddl=True
+        touched=frozenset({(None, "b")}), removed=frozenset(), ddl=True, types=False
     )
     # An index made and dropped within the revision (a data migration's helper) leaves the
     # table as it was.
     assert _revision(
         conn, watch, "CREATE INDEX passing ON b (id)", "DROP INDEX passing"
-    ) == Changes(touched=frozenset(), removed=frozenset(), ddl=True)
+    ) == Changes(touched=frozenset(), removed=frozenset(), ddl=True, types=False)
     moved = _revision(conn, watch, "ALTER TABLE bystander SET SCHEMA side")
     assert moved == Changes(
         touched=frozenset({("side", "bystander")}),
         removed=frozenset({(None, "bystander")}),
         ddl=True,
+        types=False,
     )
     watch.remember([{"schema": None, "name": "a2", "primary_key": {"name": "a_pkey"}}])
     watch.remember([{"schema": None, "name": "a2", "uniques": [{"name": "a_code_key"}]}])
@@ -96,7 +99,29 @@ def test_a_revision_touches_its_tables_and_those_whose_text_names_what_it_change
         touched=frozenset({(None, "b"), ("side", "c")}),  # their foreign keys went with it
         removed=frozenset({(None, "a2")}),
         ddl=True,
+        types=True,  # the table's row type went with it
     )
+
+
+def test_the_watch_tells_type_changes_and_keeps_its_statements_prepared(
+    conn: Connection,
+) -> None:
+    watch = _watch(conn)
+    made = _revision(conn, watch, "CREATE TYPE mood AS ENUM ('calm')", "CREATE TABLE a (m mood)")
+    assert made is not None and made.types and made.touched == {(None, "a")}
+    indexed = _revision(conn, watch, "CREATE INDEX ix_a ON a (m)")
+    assert indexed is not None and not indexed.types
+    assert watch.prepared  # the touched tables were found by a prepared statement
+    # A value added to the enum: the enum, and the table whose column has that type.
+    added = _revision(conn, watch, "ALTER TYPE mood ADD VALUE 'angry'")
+    assert added == Changes(frozenset({(None, "a")}), frozenset(), ddl=True, types=True)
+    # A revision that deallocates every prepared statement: the watch prepares again.
+    dropped = _revision(conn, watch, "DEALLOCATE ALL", "ALTER TABLE a ADD COLUMN n integer")
+    assert dropped == Changes(frozenset({(None, "a")}), frozenset(), ddl=True, types=False)
+    with conn.begin():
+        count = "SELECT count(*) FROM pg_prepared_statements WHERE name = ANY(%(names)s)"
+        names = list(watch.prepared)
+        assert conn.exec_driver_sql(count, {"names": names}).scalar_one() == len(names) > 0
 
 
 def test_the_watch_gives_up_where_it_cannot_follow(conn: Connection, pg_engine: Engine) -> None:
