@@ -1,7 +1,5 @@
 """``python -m runner``: the same as the ``alembic-deploy`` console script."""
 
-import sys
+from runner.cli import entry
 
-from runner.cli import main
-
-sys.exit(main())
+entry()
