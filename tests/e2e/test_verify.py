@@ -283,6 +283,36 @@ def test_extra_objects_are_reported_as_extra_and_do_not_fail_check(
     assert not any(f["kind"].startswith("missing_") for f in document["drift"])
 
 
+@pytest.mark.parametrize(
+    ("made", "expected"),
+    [
+        ((), set()),
+        (("CREATE TYPE mood AS ENUM ('calm')",), {("extra_enum", None, "mood")}),
+        (("CREATE TABLE stray (id integer)",), {("extra_table", "stray", None)}),
+        # Not in the default schema: the version table's schema is looked at as well.
+        (("CREATE SCHEMA side", "CREATE TABLE side.stray (id integer)"), set()),
+    ],
+    ids=["empty", "an-enum", "a-table", "another-schema"],
+)
+def test_a_database_without_revision_is_empty_only_when_nothing_is_there(
+    pg_url: str,
+    project: Project,
+    linear_snapshot: Path,
+    made: tuple[str, ...],
+    expected: set[Finding],
+) -> None:
+    """Nothing is expected before the first revision: one query says nothing is there either,
+    and anything that is (a table, an enum) is reflected and reported as the full path does."""
+    ini = project("linear")
+    if made:
+        execute(pg_url, *made)
+    env = {"DATABASE_URL": pg_url}
+    args = ("status", "--json", "--config", str(ini), "--snapshot", str(linear_snapshot))
+    fast, full = run_cli(*args, env=env), run_cli(*args, "--no-fast-path", env=env)
+    assert fast.returncode == full.returncode == ExitCode.OK, (fast, full)
+    assert findings(status_json(fast)) == findings(status_json(full)) == expected
+
+
 def test_changed_type_is_reported_as_changed_not_missing(
     pg_url: str, project: Project, linear_snapshot: Path
 ) -> None:
