@@ -273,8 +273,9 @@ def _proves(insp: Inspector, fact: str, **params: Any) -> bool:
     if not isinstance(bind, Connection):
         return False
     if insp.dialect.name == "sqlite":
+        # With a schema (an attached database) sqlite_master is not where it would be.
         if fact != "no_relation" or params.get("schema"):
-            return False  # an attached database: sqlite_master is not where it would be
+            return False
         return bool(bind.execute(_SQLITE_NO_RELATION, params).scalar())
     forms = {
         "no_relation": _PG_NO_RELATION,

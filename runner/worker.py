@@ -153,6 +153,8 @@ class Worker:
         self.undigested: set[Any] = set()
         self.known: set[Any] = set()
         self.enums: list[Any] = []
+        #: Whether ``enums`` were read at all (a revision that reports no type keeps them).
+        self.enums_read = False
         self.watch: Any = None
 
     # --- shared pieces -------------------------------------------------------------------
@@ -369,7 +371,7 @@ class Worker:
         excluded = tuple(self.job.get("exclude_tables", ()))
         watch = self.watch if self.watch is not None and self.watch.conn is conn else None
         seen = watch.changes(conn, schemas) if watch is not None else None
-        if seen is not None and not seen.ddl:
+        if seen is not None and not seen.ddl and self.enums_read:
             return {
                 "schemas": list(schemas),
                 "enums": self.enums,
@@ -394,8 +396,9 @@ class Worker:
         removed = [list(key) for key in self.known - tables]
         self.known = tables
         # The watch read what the session has prepared: its statements run prepared. No
-        # type reported, no enum changed.
-        enums = seen is None or seen.types
+        # type reported, no enum changed (once they were read: env.py may have made some
+        # before the watch began).
+        enums = seen is None or seen.types or not self.enums_read
         reading = Reading(execute=watch.execute if watch is not None else None, enums=enums)
         schema = reflect_schema(
             conn, schemas=schemas, exclude_tables=excluded, only=changed, reading=reading
@@ -404,7 +407,7 @@ class Worker:
         if watch is not None:
             watch.remember(delta["tables"])
         if enums:
-            self.enums = delta["enums"]
+            self.enums, self.enums_read = delta["enums"], True
         delta["enums"] = self.enums
         return {**delta, "removed": removed, "via": "digests" if seen is None else "events"}
 
