@@ -204,7 +204,7 @@ _PG_TABLE = {
     f"AND {_PG_TABLE_KINDS} AND c.relnamespace = {_PG_SCHEMA_OID})",
 }
 # The schema named, or without one any schema.
-_PG_IN_SCHEMA = {False: "", True: f"AND {{alias}}.relnamespace = {_PG_SCHEMA_OID}"}
+_PG_RELATION_IN_SCHEMA = {False: "", True: f"AND c.relnamespace = {_PG_SCHEMA_OID}"}
 _PG_CONSTRAINT_IN_SCHEMA = {False: "", True: f"AND k.connamespace = {_PG_SCHEMA_OID}"}
 
 
@@ -216,7 +216,7 @@ def _pg_lookup(template: str) -> dict[bool, TextClause]:
         qualified: text(
             template.format(
                 table=_PG_TABLE[qualified],
-                relation_in_schema=_PG_IN_SCHEMA[qualified].format(alias="c"),
+                relation_in_schema=_PG_RELATION_IN_SCHEMA[qualified],
                 constraint_in_schema=_PG_CONSTRAINT_IN_SCHEMA[qualified],
             )
         )

@@ -152,9 +152,8 @@ class Worker:
         self.digests: dict[Any, str] = {}
         self.undigested: set[Any] = set()
         self.known: set[Any] = set()
-        self.enums: list[Any] = []
-        #: Whether ``enums`` were read at all (a revision that reports no type keeps them).
-        self.enums_read = False
+        #: None until read (a revision that reports no type keeps them once they are).
+        self.enums: list[Any] | None = None
         self.watch: Any = None
 
     # --- shared pieces -------------------------------------------------------------------
@@ -371,7 +370,7 @@ class Worker:
         excluded = tuple(self.job.get("exclude_tables", ()))
         watch = self.watch if self.watch is not None and self.watch.conn is conn else None
         seen = watch.changes(conn, schemas) if watch is not None else None
-        if seen is not None and not seen.ddl and self.enums_read:
+        if seen is not None and not seen.ddl and self.enums is not None:
             return {
                 "schemas": list(schemas),
                 "enums": self.enums,
@@ -398,7 +397,7 @@ class Worker:
         # The watch read what the session has prepared: its statements run prepared. No
         # type reported, no enum changed (once they were read: env.py may have made some
         # before the watch began).
-        enums = seen is None or seen.types or not self.enums_read
+        enums = seen is None or seen.types or self.enums is None
         reading = Reading(execute=watch.execute if watch is not None else None, enums=enums)
         schema = reflect_schema(
             conn, schemas=schemas, exclude_tables=excluded, only=changed, reading=reading
@@ -407,7 +406,7 @@ class Worker:
         if watch is not None:
             watch.remember(delta["tables"])
         if enums:
-            self.enums, self.enums_read = delta["enums"], True
+            self.enums = delta["enums"]
         delta["enums"] = self.enums
         return {**delta, "removed": removed, "via": "digests" if seen is None else "events"}
 
