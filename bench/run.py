@@ -409,7 +409,7 @@ def reflect_and_diff(url: str, snapshot: Path, repeats: int) -> tuple[Row, Row]:
     from runner import schema as schema_module
     from runner import sqltext
     from runner.drift import diff
-    from runner.schema import reflect_schema
+    from runner.schema import FOR_DIFF, reflect_schema
     from runner.snapshot import load_snapshot
 
     loaded = load_snapshot(snapshot)
@@ -435,7 +435,7 @@ def reflect_and_diff(url: str, snapshot: Path, repeats: int) -> tuple[Row, Row]:
                 conn.exec_driver_sql("SELECT 1")  # connect cost and dialect init not timed
                 sa.event.listen(conn, "before_cursor_execute", count)
                 start = time.perf_counter()
-                schema = reflect_schema(conn)
+                schema = reflect_schema(conn, reading=FOR_DIFF)  # as verify reads it
                 reflected = time.perf_counter()
                 findings = diff(expected, schema)
                 done = time.perf_counter()

@@ -549,9 +549,17 @@ class Reading:
     execute: Execute | None = None
     #: False: the enums are not read (the result has none).
     enums: bool = True
+    #: False: PostgreSQL's own definitions of columns, indexes and constraints, and the
+    #: comments, are not read (what heal replays; :func:`runner.drift.diff` never compares
+    #: them): verify's reading of a live database. SQLite's reader parses its CREATE text,
+    #: so it reads it either way.
+    server_text: bool = True
 
 
 _PLAIN = Reading()
+#: A live database read to be diffed (verify): what :func:`runner.drift.diff` compares, not
+#: the server's definitions that only an expected schema's repairs replay.
+FOR_DIFF = Reading(server_text=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -599,15 +607,11 @@ _NOT_BEHIND_A_CONSTRAINT = """NOT x.indisprimary
       AND NOT EXISTS (SELECT FROM pg_catalog.pg_constraint k
                       WHERE k.conrelid = x.indrelid AND k.conindid = x.indexrelid
                         AND k.contype IN ('p', 'u', 'x'))"""
-_PG_INDEXES = text(
-    f"""
+# With the server's definitions (``pg_get_indexdef``, costly; the part after ``USING`` is
+# kept) or without them (``NULL``).
+_PG_INDEXES_SQL = f"""
     SELECT t.relname AS table_name, i.relname AS name, x.indisvalid AS valid,
-           pg_catalog.pg_get_indexdef(x.indexrelid) AS definition,
-           'CREATE ' || CASE WHEN x.indisunique THEN 'UNIQUE ' ELSE '' END || 'INDEX '
-             || pg_catalog.quote_ident(i.relname) || ' ON '
-             || CASE WHEN t.relkind = 'p' THEN 'ONLY ' ELSE '' END
-             || pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(t.relname)
-             || ' USING ' AS prefix
+           {{server_text}}
     FROM pg_catalog.pg_index x
     JOIN pg_catalog.pg_class i ON i.oid = x.indexrelid
     JOIN pg_catalog.pg_class t ON t.oid = x.indrelid
@@ -616,18 +620,33 @@ _PG_INDEXES = text(
       AND (:all_tables OR t.relname = ANY(:names))
       AND {_NOT_BEHIND_A_CONSTRAINT}
     """
-)
-_PG_CONSTRAINTS = text(
-    """
+_PG_CONSTRAINTS_SQL = """
     SELECT t.relname AS table_name, c.conname AS name, c.contype AS kind,
-           c.convalidated AS valid, pg_catalog.pg_get_constraintdef(c.oid) AS definition
+           c.convalidated AS valid, {server_text} AS definition
     FROM pg_catalog.pg_constraint c
     JOIN pg_catalog.pg_class t ON t.oid = c.conrelid
     JOIN pg_catalog.pg_namespace n ON n.oid = t.relnamespace
     WHERE n.nspname = :schema AND c.contype IN ('p', 'u', 'c', 'f', 'x')
       AND (:all_tables OR t.relname = ANY(:names))
     """
-)
+#: The index and constraint statements by whether they read the server's definitions.
+_PG_INDEXES = {
+    True: text(
+        _PG_INDEXES_SQL.format(
+            server_text="""pg_catalog.pg_get_indexdef(x.indexrelid) AS definition,
+           'CREATE ' || CASE WHEN x.indisunique THEN 'UNIQUE ' ELSE '' END || 'INDEX '
+             || pg_catalog.quote_ident(i.relname) || ' ON '
+             || CASE WHEN t.relkind = 'p' THEN 'ONLY ' ELSE '' END
+             || pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(t.relname)
+             || ' USING ' AS prefix"""
+        )
+    ),
+    False: text(_PG_INDEXES_SQL.format(server_text="NULL AS definition, NULL AS prefix")),
+}
+_PG_CONSTRAINTS = {
+    True: text(_PG_CONSTRAINTS_SQL.format(server_text="pg_catalog.pg_get_constraintdef(c.oid)")),
+    False: text(_PG_CONSTRAINTS_SQL.format(server_text="NULL")),
+}
 # One row per column (and one per table with column NULL, for the table's comment): the
 # type as format_type prints it, a collation other than the type's, the default or
 # generation expression, identity and its sequence, and whether the default is a serial's.
@@ -728,8 +747,9 @@ def _pg_catalog(
 ) -> _Catalog:
     # Enum labels in enumsortorder; pg_index.indisvalid (a CREATE INDEX CONCURRENTLY that
     # failed) and pg_constraint.convalidated (ADD CONSTRAINT .. NOT VALID), which SQLAlchemy
-    # 2.0 does not reflect; and the server's own definitions of every column, index and
-    # constraint. Three queries whatever the number of tables.
+    # 2.0 does not reflect; and, unless ``reading`` says not to, the server's own
+    # definitions of every column, index and constraint. Three queries whatever the number
+    # of tables (two without the definitions).
     namespace = schema if schema is not None else inspector.default_schema_name
     params = {"schema": namespace, "all_tables": names is None, "names": list(names or ())}
     execute = reading.execute or conn.execute
@@ -742,25 +762,27 @@ def _pg_catalog(
     invalid: set[tuple[str, str]] = set()
     index_text: dict[tuple[str, str], str] = {}
     kinds: set[str] = set()
-    for table_name, name, valid, definition, prefix in execute(_PG_INDEXES, params):
+    server_text = reading.server_text
+    for table_name, name, valid, definition, prefix in execute(_PG_INDEXES[server_text], params):
         kinds.add("i")
         if not valid:
             invalid.add((table_name, name))
-        if definition.startswith(prefix):
+        if server_text and definition.startswith(prefix):
             index_text[(table_name, name)] = definition[len(prefix) :]
     unvalidated: set[tuple[str, str]] = set()
     constraint_text: dict[tuple[str, str], str] = {}
     exclusions: dict[str, list[Exclusion]] = {}
-    for table_name, name, kind, valid, definition in execute(_PG_CONSTRAINTS, params):
+    for table_name, name, kind, valid, definition in execute(_PG_CONSTRAINTS[server_text], params):
         kinds.add(kind)
         if not valid:
             unvalidated.add((table_name, name))
-        constraint_text[(table_name, name)] = definition
+        if server_text:
+            constraint_text[(table_name, name)] = definition
         if kind == "x":
             exclusions.setdefault(table_name, []).append(Exclusion(name, definition))
     table_text: dict[str, tuple[str | None, str | None]] = {}
     column_text: dict[tuple[str, str], tuple[str, str | None]] = {}
-    for row in execute(_PG_COLUMNS, params):
+    for row in execute(_PG_COLUMNS, params) if server_text else ():
         if row.name is None:
             table_text[row.table_name] = (None, row.comment)
         else:
@@ -1230,15 +1252,27 @@ def _unreflected_indexes(table: str, reflected: list[Index], catalog: _Catalog) 
     return found
 
 
+#: A sequence's ``nextval()`` as a default: a serial column (its normalised text, and the
+#: text PostgreSQL prints for it).
+_SERIAL_DEFAULT = re.compile(r"nextval\('(?:[^']|'')*'\)")
+_SERIAL_AS_PRINTED = re.compile(r"nextval\('(?:[^']|'')*'::regclass\)")
+
+
 def _reflected_column(
     item: Mapping[str, Any], dialect: Dialect, server: tuple[str, str | None] | None
 ) -> Column:
-    default = normalize_default(item.get("default"))
+    raw = item.get("default")
     identity: str | None = None
+    default: str | None = None
     if item.get("identity"):
         identity = IDENTITY_ALWAYS if item["identity"].get("always") else IDENTITY_BY_DEFAULT
-    elif default is not None and re.fullmatch(r"nextval\('(?:[^']|'')*'\)", default):
-        identity, default = SERIAL, None
+        default = normalize_default(raw)
+    elif raw is not None and _SERIAL_AS_PRINTED.fullmatch(raw):
+        identity = SERIAL  # not normalised first: one per table, each its own text
+    else:
+        default = normalize_default(raw)
+        if default is not None and _SERIAL_DEFAULT.fullmatch(default):
+            identity, default = SERIAL, None
     definition, comment = server if server is not None else (None, item.get("comment"))
     return Column(
         name=item["name"],

@@ -24,7 +24,7 @@ from runner.drift import Finding, diff
 from runner.errors import DriftError, LockTimeoutError
 from runner.expected import Expected, Source, scope
 from runner.logs import get_logger
-from runner.schema import Schema, reflect_schema
+from runner.schema import FOR_DIFF, Schema, reflect_schema
 from runner.shadow import excluded_tables
 from runner.wait import describe
 
@@ -108,6 +108,7 @@ def reflect_database(dep: Deployment, schemas: Sequence[str | None] = ()) -> Sch
                     conn,
                     schemas=tuple(dict.fromkeys((*scope(settings), *schemas))),
                     exclude_tables=excluded_tables(settings),
+                    reading=FOR_DIFF,
                 )
     except DBAPIError as exc:
         if not backend.is_ddl_lock_timeout(exc):

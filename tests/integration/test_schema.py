@@ -23,7 +23,7 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Engine
 
 from runner.drift import Finding, FindingKind, diff, summarize
-from runner.schema import Schema, reflect_schema, schema_from_metadata, table_digest
+from runner.schema import FOR_DIFF, Schema, reflect_schema, schema_from_metadata, table_digest
 from runner.sqltext import normalize_default, normalize_sql
 from tests.projects import LINEAR_HEAD, LINEAR_REVISIONS, copy_project
 
@@ -368,6 +368,55 @@ def test_create_all_reflects_as_the_metadata_says(any_engine: Engine) -> None:
     assert diff(expected, actual) == [], summarize(diff(expected, actual))
     assert actual == expected
     assert reflect(any_engine) == actual
+
+
+def test_the_reading_for_diff_finds_what_the_full_reading_finds(pg_engine: Engine) -> None:
+    """Verify reads a live database without the server's definitions: the same schema by
+    ``==`` (and so by diff), invalid and unvalidated objects included, none of the costly
+    definition functions asked for."""
+    metadata = rich_metadata("postgresql")
+    with pg_engine.begin() as conn:
+        metadata.create_all(conn)
+        conn.execute(sa.text("CREATE TABLE pairs (a int, b int, note text DEFAULT 'x')"))
+        conn.execute(sa.text("ALTER TABLE pairs ADD CONSTRAINT ck_pairs_a CHECK (a > 0) NOT VALID"))
+        conn.execute(sa.text("INSERT INTO pairs VALUES (1, 1), (1, 1)"))
+    with (
+        pg_engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn,
+        pytest.raises(sa.exc.IntegrityError),
+    ):
+        conn.execute(sa.text("CREATE UNIQUE INDEX CONCURRENTLY ix_pairs_a ON pairs (a)"))
+    statements: list[str] = []
+
+    def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        statements.append(statement)
+
+    full = reflect(pg_engine)
+    with pg_engine.connect() as conn:
+        sa.event.listen(conn, "before_cursor_execute", record)
+        compared = reflect_schema(conn, reading=FOR_DIFF)
+
+    assert compared == full and diff(full, compared) == []
+    pairs = compared.tables[(None, "pairs")]
+    assert [(i.name, i.valid) for i in pairs.indexes] == [("ix_pairs_a", False)]
+    assert [(c.name, c.valid) for c in pairs.checks] == [("ck_pairs_a", False)]
+    # The full reading carries the definitions heal replays; the reading for diff none.
+    everything = [
+        item
+        for table in full.tables.values()
+        for item in (*table.columns, *table.indexes, *table.checks, *table.foreign_keys)
+    ]
+    assert all(item.definition for item in everything)
+    assert not any(
+        item.definition
+        for table in compared.tables.values()
+        for item in (*table.columns, *table.indexes, *table.checks, *table.foreign_keys)
+    )
+    # The runner's own definition reads (SQLAlchemy's statements call some of the same
+    # functions for what it reflects).
+    sent = "\n".join(statements)
+    assert "x.indisvalid" in sent and "c.convalidated" in sent
+    for own in ("pg_get_indexdef(x.indexrelid)", "pg_get_constraintdef(c.oid)", "a.atttypmod),"):
+        assert own not in sent, own
 
 
 def test_sqlite_head_matches_the_models(
