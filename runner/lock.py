@@ -59,6 +59,11 @@ class Locker(Protocol):
 
     def release(self) -> None: ...
 
+    def proof(self) -> dict[str, Any] | None:
+        """What lets another session see that this lock is still held (:func:`still_held`);
+        None when only this process can tell."""
+        ...
+
 
 def lock_name(settings: Settings) -> str:
     """The lock's name: ``--lock-key``, else the version table's qualified name."""
@@ -113,6 +118,32 @@ _HELD_SQL = text(
 )
 
 
+# Whether the runner's lock session (by pid and start time: a pid is reused once its session
+# ended) still holds the lock, as any session of the server sees it.
+_HELD_BY_SQL = text(
+    """
+    SELECT EXISTS (
+               SELECT FROM pg_catalog.pg_locks l
+               WHERE l.locktype = 'advisory' AND l.granted AND l.pid = :pid
+                 AND l.classid = CAST(:classid AS oid) AND l.objid = CAST(:objid AS oid)
+                 AND l.objsubid = 1)
+       -- One session's row, not the pg_stat_activity view (every session, twice the time).
+       AND EXISTS (
+               SELECT FROM pg_catalog.pg_stat_get_activity(:pid) a
+               WHERE a.backend_start = CAST(:since AS timestamptz))
+    """
+)
+
+
+def still_held(conn: Connection, proof: dict[str, Any]) -> bool:
+    """Whether the lock ``proof`` describes is still held, seen from ``conn``: the worker asks
+    its own session before each commit instead of asking the runner, which it asks only on
+    False (lost, or ``conn`` is on another server). An error is not swallowed: the query runs
+    in the revision's transaction, which it would leave aborted, to be committed as a
+    rollback."""
+    return bool(conn.execute(_HELD_BY_SQL, proof).scalar())
+
+
 class PostgresAdvisoryLocker:
     """Session-level ``pg_try_advisory_lock`` on a dedicated autocommit connection."""
 
@@ -122,6 +153,7 @@ class PostgresAdvisoryLocker:
         self._engine = engine
         self._settings = settings
         self._conn: Connection | None = None
+        self._proof: dict[str, Any] | None = None
 
     def _key_parts(self) -> dict[str, int]:
         # pg_locks shows a bigint key as two oids: high 32 bits in classid, low in objid.
@@ -199,6 +231,7 @@ class PostgresAdvisoryLocker:
                 hint="point --direct-url / DIRECT_DATABASE_URL at the database itself "
                 "(bypassing the pooler); it is then used for all of the runner's work",
             )
+        self._proof = {**self._key_parts(), "pid": after, "since": held["since"]}
         log.info(
             "lock.acquired",
             lock=self.name,
@@ -228,6 +261,9 @@ class PostgresAdvisoryLocker:
             raise LockLostError(self.name, f"its session ended: {reason}") from None
         if not held:
             raise LockLostError(self.name, "the server no longer shows it held")
+
+    def proof(self) -> dict[str, Any] | None:
+        return self._proof if self._conn is not None else None
 
     def _server_answers(self) -> bool:
         """Whether a fresh connection works (a lost lock session, not a lost server)."""
@@ -323,6 +359,9 @@ class FileLocker:
         except (OSError, ValueError):
             return None
 
+    def proof(self) -> dict[str, Any] | None:
+        return None  # a file lock only this process can check
+
     def release(self) -> None:
         if self._lock.is_locked:
             self._owner_path.unlink(missing_ok=True)
@@ -342,4 +381,7 @@ class NullLocker:
         return None
 
     def release(self) -> None:
+        return None
+
+    def proof(self) -> dict[str, Any] | None:
         return None

@@ -110,6 +110,9 @@ def upgrade_to_head(
         stages=[[state.target]],
         defensive=defensive,
         gate=True,
+        # The worker checks the lock itself before each commit, and asks only when it cannot
+        # see it held: no round trip per revision.
+        lock_proof=locker.proof(),
     )
     environ = worker_environ(settings, dep.database)
 

@@ -299,7 +299,18 @@ class Worker:
         return captured.get("metadata")
 
     def _may_commit(self, conn: Any, revision: str | None) -> None:
-        """Ask the parent before a commit; raise :class:`Aborted` (roll back) if refused."""
+        """Ask the parent before a commit; raise :class:`Aborted` (roll back) if refused.
+
+        With the parent's ``lock_proof`` (PostgreSQL), a commit on a server that shows the
+        lock still held by the parent's session needs no answer; a lost lock is still the
+        parent's to tell. A replay (``guard``) always asks: the parent checks where it is.
+        """
+        proof = self.job.get("lock_proof")
+        if proof is not None and not self.job.get("guard"):
+            from runner.lock import still_held
+
+            if still_held(conn, proof):
+                return
         identity = self._identity(conn) if self.job.get("guard") else {}
         answer = self.channel.ask("commit_requested", revision=revision, identity=identity)
         if answer.get("answer") != "commit":
@@ -595,6 +606,7 @@ _PRELOADED = (
     "psycopg2",
     "runner.backends",  # every job's connection set-up (~35 ms: tenacity, structlog)
     "runner.defensive",
+    "runner.lock",  # the check before each commit
 )
 
 

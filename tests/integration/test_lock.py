@@ -1,0 +1,76 @@
+"""The migration lock as another session sees it: the worker checks it before each commit
+(``still_held``) instead of asking the runner, so what it sees must be exactly "the runner's
+own session still holds it"."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.pool import NullPool
+
+from runner.cli import parse_settings
+from runner.lock import PostgresAdvisoryLocker, still_held
+
+
+@pytest.fixture
+def engine(pg_url: str) -> Iterator[sa.Engine]:
+    engine = sa.create_engine(pg_url, poolclass=NullPool)
+    try:
+        yield engine
+    finally:
+        engine.dispose()
+
+
+def locker(engine: sa.Engine, pg_url: str) -> PostgresAdvisoryLocker:
+    settings = parse_settings(["migrate", "--lock-timeout", "0"], {"DATABASE_URL": pg_url})
+    return PostgresAdvisoryLocker(engine, settings)
+
+
+def seen_held(engine: sa.Engine, proof: dict[str, object]) -> bool:
+    # As the worker asks: inside a transaction of its own session, which stays usable.
+    with engine.begin() as conn:
+        held = still_held(conn, proof)
+        assert conn.execute(sa.text("SELECT 1")).scalar() == 1
+        return held
+
+
+def test_the_lock_is_seen_held_only_while_its_own_session_holds_it(
+    engine: sa.Engine, pg_url: str
+) -> None:
+    first = locker(engine, pg_url)
+    assert first.proof() is None  # not acquired yet
+    first.acquire()
+    proof = first.proof()
+    assert proof is not None and seen_held(engine, proof)
+    # The same pid with another start time is another session (a pid is reused).
+    assert not seen_held(engine, {**proof, "since": "2000-01-01T00:00:00+00:00"})
+    # The same session holding another key.
+    assert not seen_held(engine, {**proof, "objid": (int(proof["objid"]) + 1) % 2**32})
+
+    first.release()
+    assert first.proof() is None and not seen_held(engine, proof)
+
+
+def test_a_terminated_lock_session_is_not_seen_held_even_once_another_takes_the_lock(
+    engine: sa.Engine, pg_url: str
+) -> None:
+    first = locker(engine, pg_url)
+    first.acquire()
+    proof = first.proof()
+    assert proof is not None
+    with engine.connect() as conn:
+        # With a timeout, pg_terminate_backend returns once the session has gone (and the
+        # server has freed its lock).
+        ended = conn.execute(sa.text("SELECT pg_terminate_backend(:pid, 10000)"), proof)
+        assert ended.scalar() is True
+    assert not seen_held(engine, proof)
+    second = locker(engine, pg_url)
+    second.acquire()
+    try:
+        again = second.proof()
+        assert again is not None and seen_held(engine, again)
+        assert not seen_held(engine, proof)
+    finally:
+        second.release()
