@@ -8,7 +8,9 @@ the child works the supervisor
   on the runner's stdout;
 * checks the lock at least once a second (``watch``), and again before every commit: the child
   asks before each revision's transaction commits (``commit_requested``) and is told to abort
-  when the lock is gone or the ``gate`` refuses (a replay that reached the real database);
+  when the lock is gone or the ``gate`` refuses (a replay that reached the real database). An
+  upgrade's child that sees the runner's lock session still holding the lock
+  (:func:`runner.lock.still_held`) commits without asking;
 * stops the child when the lock is lost or a signal arrives: the running statements are
   cancelled on the server (the child reported its backend pid, and every connection it opens
   carries a tagged ``application_name``), the child is given a moment to roll back, then its

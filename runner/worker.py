@@ -8,7 +8,8 @@ CONTROL`` with two pipe file descriptors:
 * ``CONTROL`` (read): the job, one JSON line, then the parent's answers to commit requests;
 * ``RECORDS`` (write): one JSON line per record: ``graph``, ``configured`` (env.py's version
   table), ``connected`` (backend pid),
-  ``revision_started``, ``commit_requested`` (the parent answers ``commit`` or ``abort``),
+  ``revision_started``, ``commit_requested`` (the parent answers ``commit`` or ``abort``; an
+  upgrade that sees the parent's lock still held on its own connection does not ask),
   ``revision_applied``, ``operation_skipped``, ``log`` (stdlib logging), ``schema`` (a reflected
   stage), ``sql`` (offline output), ``failed`` and finally ``completed``.
 
@@ -303,10 +304,11 @@ class Worker:
 
         With the parent's ``lock_proof`` (PostgreSQL), a commit on a server that shows the
         lock still held by the parent's session needs no answer; a lost lock is still the
-        parent's to tell. A replay (``guard``) always asks: the parent checks where it is.
+        parent's to tell, and so is a connection env.py opened to another kind of database. A
+        replay (``guard``) always asks: the parent checks where it is.
         """
         proof = self.job.get("lock_proof")
-        if proof is not None and not self.job.get("guard"):
+        if proof is not None and not self.job.get("guard") and conn.dialect.name == "postgresql":
             from runner.lock import still_held
 
             if still_held(conn, proof):
