@@ -1000,8 +1000,9 @@ def reflect_schema(
     (:func:`table_digests`, :mod:`runner.ddlwatch`).
 
     Issues a fixed number of statements per schema whatever the number of tables: 10 on
-    PostgreSQL, after a few lookups SQLAlchemy caches once per dialect (its index query
-    goes in batches of 3,000 tables); two more set and restore the planner's join methods
+    PostgreSQL (one fewer when ``reading`` leaves out the server's definitions, as verify's
+    :data:`FOR_DIFF` does), after a few lookups SQLAlchemy caches once per dialect (its index
+    query goes in batches of 3,000 tables); two more set and restore the planner's join methods
     when ``only`` names a few tables (:func:`_plans_for_few_tables`). SQLite's dialect has
     no bulk queries and loops per table. Tables named in ``exclude_tables`` are skipped in
     every schema; views are not reflected. With ``schemas=(None,)`` the result's keys have
