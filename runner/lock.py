@@ -20,7 +20,7 @@ import hashlib
 import os
 import time
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypedDict
 
 from sqlalchemy import Connection, Engine, func, select, text
 from tenacity import (
@@ -57,9 +57,9 @@ class Locker(Protocol):
 
     def release(self) -> None: ...
 
-    def proof(self) -> dict[str, Any] | None:
+    def proof(self) -> LockProof | None:
         """What lets another session see that this lock is still held (:func:`still_held`);
-        None when only this process can tell."""
+        None when only this process can tell, or the lock is not held."""
         ...
 
 
@@ -107,39 +107,45 @@ _HOLDER_SQL = text(
 )
 
 
+class LockProof(TypedDict):
+    """Which session holds which advisory lock: what another session checks it by."""
+
+    classid: int  # the key's high 32 bits, as pg_locks shows them
+    objid: int  # and its low 32 bits
+    pid: int
+    since: str  # the session's backend_start (ISO 8601): a pid is reused once it ended
+
+
+# The lock's row in pg_locks (``l``): a bigint key shows as two oids.
+_LOCK_ROW = """l.locktype = 'advisory' AND l.granted AND l.objsubid = 1
+                 AND l.classid = CAST(:classid AS oid) AND l.objid = CAST(:objid AS oid)"""
+# Whether this session holds the lock (the runner's watch, on its lock connection).
 _HELD_SQL = text(
-    """
-    SELECT count(*) FROM pg_locks
-    WHERE locktype = 'advisory' AND granted AND pid = pg_backend_pid()
-      AND classid = CAST(:classid AS oid) AND objid = CAST(:objid AS oid) AND objsubid = 1
-    """
+    f"SELECT EXISTS (SELECT FROM pg_catalog.pg_locks l "
+    f"WHERE l.pid = pg_catalog.pg_backend_pid() AND {_LOCK_ROW})"
 )
-
-
-# Whether the runner's lock session (by pid and start time: a pid is reused once its session
-# ended) still holds the lock, as any session of the server sees it.
+# Whether the session ``proof`` names still holds the lock, as any session of the server sees
+# it. The statistics snapshot is cleared first (the materialized CTE runs before the rest): a
+# transaction that read session statistics before keeps them, and a reused pid would show
+# the old session's start time.
 _HELD_BY_SQL = text(
-    """
-    SELECT EXISTS (
-               SELECT FROM pg_catalog.pg_locks l
-               WHERE l.locktype = 'advisory' AND l.granted AND l.pid = :pid
-                 AND l.classid = CAST(:classid AS oid) AND l.objid = CAST(:objid AS oid)
-                 AND l.objsubid = 1)
+    f"""
+    WITH fresh AS MATERIALIZED (SELECT pg_catalog.pg_stat_clear_snapshot())
+    SELECT EXISTS (SELECT FROM pg_catalog.pg_locks l WHERE l.pid = :pid AND {_LOCK_ROW})
        -- One session's row, not the pg_stat_activity view (every session, twice the time).
        AND EXISTS (
                SELECT FROM pg_catalog.pg_stat_get_activity(:pid) a
                WHERE a.backend_start = CAST(:since AS timestamptz))
+    FROM fresh
     """
 )
 
 
-def still_held(conn: Connection, proof: dict[str, Any]) -> bool:
-    """Whether the lock ``proof`` describes is still held, seen from ``conn``: the worker asks
-    its own session before each commit instead of asking the runner, which it asks only on
-    False (lost, or ``conn`` is on another server). An error is not swallowed: the query runs
-    in the revision's transaction, which it would leave aborted, to be committed as a
-    rollback."""
-    return bool(conn.execute(_HELD_BY_SQL, proof).scalar())
+def still_held(conn: Connection, proof: LockProof) -> bool:
+    """Whether the lock ``proof`` describes is still held by its session, seen from ``conn``
+    (the worker's, before a commit). False when it is not, or when ``conn`` is on another
+    server."""
+    return bool(conn.execute(_HELD_BY_SQL, dict(proof)).scalar())
 
 
 class PostgresAdvisoryLocker:
@@ -151,7 +157,7 @@ class PostgresAdvisoryLocker:
         self._engine = engine
         self._settings = settings
         self._conn: Connection | None = None
-        self._proof: dict[str, Any] | None = None
+        self._proof: LockProof | None = None
 
     def _key_parts(self) -> dict[str, int]:
         # pg_locks shows a bigint key as two oids: high 32 bits in classid, low in objid.
@@ -215,7 +221,7 @@ class PostgresAdvisoryLocker:
                         "or raise --lock-timeout"
                     ),
                 ) from None
-            after = conn.execute(select(func.pg_backend_pid())).scalar()
+            after = conn.execute(select(func.pg_backend_pid())).scalar_one()
             held = self.holder(conn)
         except BaseException:
             self._close()
@@ -229,7 +235,14 @@ class PostgresAdvisoryLocker:
                 hint="point --direct-url / DIRECT_DATABASE_URL at the database itself "
                 "(bypassing the pooler); it is then used for all of the runner's work",
             )
-        self._proof = {**self._key_parts(), "pid": after, "since": held["since"]}
+        if held["since"] is not None:  # this session's start time (its own row always has it)
+            parts = self._key_parts()
+            self._proof = LockProof(
+                classid=parts["classid"],
+                objid=parts["objid"],
+                pid=after,
+                since=str(held["since"]),
+            )
         log.info(
             "lock.acquired",
             lock=self.name,
@@ -260,8 +273,8 @@ class PostgresAdvisoryLocker:
         if not held:
             raise LockLostError(self.name, "the server no longer shows it held")
 
-    def proof(self) -> dict[str, Any] | None:
-        return self._proof if self._conn is not None else None
+    def proof(self) -> LockProof | None:
+        return self._proof
 
     def _server_answers(self) -> bool:
         """Whether a fresh connection works (a lost lock session, not a lost server)."""
@@ -288,6 +301,7 @@ class PostgresAdvisoryLocker:
             self._close()
 
     def _close(self) -> None:
+        self._proof = None
         if self._conn is not None:
             try:
                 self._conn.close()
@@ -362,7 +376,7 @@ class FileLocker:
         except (OSError, ValueError):
             return None
 
-    def proof(self) -> dict[str, Any] | None:
+    def proof(self) -> LockProof | None:
         return None  # a file lock only this process can check
 
     def release(self) -> None:
@@ -386,5 +400,5 @@ class NullLocker:
     def release(self) -> None:
         return None
 
-    def proof(self) -> dict[str, Any] | None:
+    def proof(self) -> LockProof | None:
         return None

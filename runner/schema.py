@@ -1,10 +1,11 @@
 """A normalised, comparable, JSON-serialisable model of a database schema.
 
 Two sources give the same model: :func:`reflect_schema` (a live database, reflected in bulk:
-one ``Inspector.get_multi_*`` call per kind per schema plus two catalog queries on PostgreSQL,
-whatever the number of tables) and :func:`schema_from_metadata` (SQLAlchemy ``MetaData``, such
-as an env.py's ``target_metadata``). Both normalise the same way, so the schema a chain of
-migrations builds and the one ``metadata.create_all`` builds compare equal with ``==``:
+one ``Inspector.get_multi_*`` call per kind per schema plus three catalog queries on
+PostgreSQL, two when only what diff compares is read, whatever the number of tables) and
+:func:`schema_from_metadata` (SQLAlchemy ``MetaData``, such as an env.py's
+``target_metadata``). Both normalise the same way, so the schema a chain of migrations
+builds and the one ``metadata.create_all`` builds compare equal with ``==``:
 
 - types are rendered by the dialect's type compiler, upper-cased, spaces canonical
   (``VARCHAR(64)``, ``NUMERIC(5, 2)``, ``TIMESTAMP WITH TIME ZONE``); a native enum column is
@@ -549,10 +550,10 @@ class Reading:
     execute: Execute | None = None
     #: False: the enums are not read (the result has none).
     enums: bool = True
-    #: False: PostgreSQL's own definitions of columns, indexes and constraints, and the
+    #: False: PostgreSQL's own definitions of columns, indexes and constraints, and table
     #: comments, are not read (what heal replays; :func:`runner.drift.diff` never compares
-    #: them): verify's reading of a live database. SQLite's reader parses its CREATE text,
-    #: so it reads it either way.
+    #: them; column comments still come with SQLAlchemy's columns): verify's reading of a
+    #: live database. SQLite's reader parses its CREATE text, so it reads it either way.
     server_text: bool = True
 
 
@@ -782,11 +783,12 @@ def _pg_catalog(
             exclusions.setdefault(table_name, []).append(Exclusion(name, definition))
     table_text: dict[str, tuple[str | None, str | None]] = {}
     column_text: dict[tuple[str, str], tuple[str, str | None]] = {}
-    for row in execute(_PG_COLUMNS, params) if server_text else ():
-        if row.name is None:
-            table_text[row.table_name] = (None, row.comment)
-        else:
-            column_text[(row.table_name, row.name)] = (_pg_column_text(row), row.comment)
+    if server_text:
+        for row in execute(_PG_COLUMNS, params):
+            if row.name is None:
+                table_text[row.table_name] = (None, row.comment)
+            else:
+                column_text[(row.table_name, row.name)] = (_pg_column_text(row), row.comment)
     return _Catalog(
         enums,
         frozenset(invalid),

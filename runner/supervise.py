@@ -444,8 +444,10 @@ class _Run:
         """Cancel the child's statements, let it roll back, then end it for sure."""
         if self.proc.poll() is not None:
             return
+        # First the control pipe: a child between statements sees it closed before its next
+        # commit (it asks, reads EOF and aborts), even one that checks the lock itself.
+        self._close()
         self._cancel(terminate=False)
-        self._close()  # the child's next commit request reads EOF and aborts
         try:
             self.proc.wait(timeout=STOP_GRACE_S)
             return

@@ -5,8 +5,10 @@ env.py *is* the API (alembic#795), so we feed it rather than work around it: in 
 deployed, ``config.attributes["connection"]`` carries a prepared connection for an env.py that
 honours it, and an env.py that builds its own engine still gets the DDL ``lock_timeout``
 through libpq's ``PGOPTIONS``. The worker forces one transaction per revision (each all or
-nothing; a long chain does not exhaust the server's lock table) and asks this process before
-each commit, so a lost lock stops the run before another revision lands.
+nothing; a long chain does not exhaust the server's lock table) and, before each commit, asks
+this process or (on PostgreSQL, once it has been answered) sees for itself that this
+process's lock session still holds the lock, so a lost lock stops the run before another
+revision lands.
 
 A revision that fails on the DDL lock time-out is retried in a fresh worker, a bounded number
 of times. Raises :class:`MigrationFailedError` (exit 8) naming the failed revision (the

@@ -30,6 +30,7 @@ import io
 import json
 import logging
 import os
+import select
 import signal
 import sys
 import threading
@@ -37,7 +38,10 @@ import time
 import traceback
 import warnings
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
+
+if TYPE_CHECKING:
+    from runner.lock import LockProof
 
 #: Record names, in the order a job can send them.
 RECORDS = (
@@ -85,6 +89,12 @@ class Channel:
     def ask(self, record: str, **data: Any) -> dict[str, Any]:
         self.send(record, **data)
         return self.receive()
+
+    def hung_up(self) -> bool:
+        """Whether the parent closed the control pipe (it stops the child): the parent writes
+        only answers, so a control pipe readable between questions is at its end."""
+        readable, _, _ = select.select([self._control], [], [], 0)
+        return bool(readable)
 
 
 class _RecordHandler(logging.Handler):
@@ -156,6 +166,10 @@ class Worker:
         #: None until read (a revision that reports no type keeps them once they are).
         self.enums: list[Any] | None = None
         self.watch: Any = None
+        #: Whether the parent has answered a commit request since env.py's ``configure()``:
+        #: only then has it read the ``configured`` record, which it may refuse (another
+        #: version table than the one it locked and reads).
+        self.heard: bool = False
 
     # --- shared pieces -------------------------------------------------------------------
 
@@ -226,12 +240,13 @@ class Worker:
                 version_table=kw.get("version_table", "alembic_version"),
                 version_table_schema=kw.get("version_table_schema"),
             )
+            self.heard = False
             user_hook = kw.get("on_version_apply")
 
             def on_version_apply(*, ctx: Any, step: Any, heads: Any, run_args: Any) -> None:
                 if user_hook is not None:
                     user_hook(ctx=ctx, step=step, heads=heads, run_args=run_args)
-                # Inside the revision's transaction, before its commit: ask the parent.
+                # Inside the revision's transaction, before its commit: the parent's say-so.
                 if gate:
                     self._may_commit(ctx.connection, step.up_revision_id)
                 if self.job.get("reflect_each"):
@@ -302,21 +317,29 @@ class Worker:
     def _may_commit(self, conn: Any, revision: str | None) -> None:
         """Ask the parent before a commit; raise :class:`Aborted` (roll back) if refused.
 
-        With the parent's ``lock_proof`` (PostgreSQL), a commit on a server that shows the
-        lock still held by the parent's session needs no answer; a lost lock is still the
-        parent's to tell, and so is a connection env.py opened to another kind of database. A
-        replay (``guard``) always asks: the parent checks where it is.
+        An upgrade on PostgreSQL asks only once after env.py's ``configure()`` (the parent
+        has then read the ``configured`` record, which it may refuse): after that, a commit
+        that the server shows the parent's lock session still holding the lock for
+        (``lock_proof``, :func:`runner.lock.still_held`) needs no answer. The parent still
+        decides (and words) everything else: a lost lock, a stop (it closed the control
+        pipe), a connection env.py opened to another kind of database, and every commit of
+        a replay (``guard``: it checks where the commit would land).
         """
         proof = self.job.get("lock_proof")
-        if proof is not None and not self.job.get("guard") and conn.dialect.name == "postgresql":
-            from runner.lock import still_held
-
-            if still_held(conn, proof):
-                return
+        if (
+            self.heard
+            and proof is not None
+            and not self.job.get("guard")
+            and conn.dialect.name == "postgresql"
+            and not self.channel.hung_up()
+            and _lock_still_held(conn, proof)
+        ):
+            return
         identity = self._identity(conn) if self.job.get("guard") else {}
         answer = self.channel.ask("commit_requested", revision=revision, identity=identity)
         if answer.get("answer") != "commit":
             raise Aborted(answer.get("reason") or "the runner refused the commit")
+        self.heard = True
 
     def _committed(self) -> None:
         """The revision whose transaction just ended committed: report it."""
@@ -591,6 +614,17 @@ def _connection_lost(exc: BaseException) -> bool:
     return False
 
 
+def _lock_still_held(conn: Any, proof: LockProof) -> bool:
+    """:func:`runner.lock.still_held`, its failure a refusal that says what failed (the
+    revision's transaction is rolled back either way)."""
+    from runner.lock import still_held
+
+    try:
+        return still_held(conn, proof)
+    except Exception as exc:
+        raise Aborted(f"the migration lock could not be checked before the commit: {exc}") from exc
+
+
 def _preload() -> None:
     """Import what every job uses before its job arrives (a prestarted worker does this while
     the runner is still busy). Only libraries and the runner's own modules, which read no
@@ -608,7 +642,6 @@ _PRELOADED = (
     "psycopg2",
     "runner.backends",  # every job's connection set-up (~35 ms: tenacity, structlog)
     "runner.defensive",
-    "runner.lock",  # the check before each commit
 )
 
 

@@ -350,6 +350,46 @@ def test_signal_during_a_long_statement_cancels_it_and_exits_130(
     assert "slow_step" not in tables(pg_url)
 
 
+def test_a_revision_still_in_python_when_the_runner_stops_does_not_commit(
+    pg_url: str, project: Project, start_cli: StartCli, tmp_path: Path
+) -> None:
+    """No statement to cancel: the revision's own code is running when SIGTERM arrives, and
+    returns while the runner stops. The lock is still held then, so only the closed control
+    pipe tells the worker not to commit (it checks it before trusting the lock)."""
+    ini = project("slow_revision")
+    first, slow, _ = SLOW
+    release = tmp_path / "release"
+    runner = start_cli(
+        "migrate",
+        "--config",
+        str(ini),
+        "--no-shadow",
+        env={"DATABASE_URL": pg_url, "SLOW_REVISION_RELEASE": str(release)},
+    )
+    _wait_for_revision_started(runner, slow)
+    _poll(lambda: _waiting_after(pg_url, "\nCREATE TABLE slow_step"), 10, "slow_step never created")
+    os.kill(runner.pid, signal.SIGTERM)
+    release.touch()  # the revision returns 0.2 s later, inside the runner's stop
+    result = runner.finish(timeout=30)
+
+    assert result.returncode == ExitCode.INTERRUPTED, result
+    assert [e["revision"] for e in result.named("upgrade.revision_applied")] == [first]
+    assert db_revisions(pg_url) == [first]
+    assert "slow_step" not in tables(pg_url)
+
+
+def _waiting_after(url: str, statement: str) -> bool:
+    """Whether a session sits idle in its transaction after ``statement`` (its latest)."""
+    return bool(
+        _rows(
+            url,
+            "SELECT pid FROM pg_stat_activity WHERE pid <> pg_backend_pid() "
+            "AND state = 'idle in transaction' AND query LIKE :prefix",
+            prefix=f"{statement}%",
+        )
+    )
+
+
 # --- 6. one revision policy ------------------------------------------------------------------
 
 
