@@ -93,16 +93,17 @@ def _retrying(settings: Settings, before_sleep: Any) -> Retrying:
     )
 
 
+# The lock's row in pg_locks (``l``): a bigint key shows as two oids.
+_LOCK_ROW = """l.locktype = 'advisory' AND l.granted AND l.objsubid = 1
+                 AND l.classid = CAST(:classid AS oid) AND l.objid = CAST(:objid AS oid)"""
 _HOLDER_SQL = text(
-    """
+    f"""
     SELECT l.pid, a.application_name, a.backend_start, a.state, a.query_start,
            a.client_addr::text AS client_addr
     FROM pg_locks AS l
     LEFT JOIN pg_stat_activity AS a ON a.pid = l.pid
-    WHERE l.locktype = 'advisory' AND l.granted
+    WHERE {_LOCK_ROW}
       AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
-      AND l.classid = CAST(:classid AS oid) AND l.objid = CAST(:objid AS oid)
-      AND l.objsubid = 1
     """
 )
 
@@ -116,9 +117,6 @@ class LockProof(TypedDict):
     since: str  # the session's backend_start (ISO 8601): a pid is reused once it ended
 
 
-# The lock's row in pg_locks (``l``): a bigint key shows as two oids.
-_LOCK_ROW = """l.locktype = 'advisory' AND l.granted AND l.objsubid = 1
-                 AND l.classid = CAST(:classid AS oid) AND l.objid = CAST(:objid AS oid)"""
 # Whether this session holds the lock (the runner's watch, on its lock connection).
 _HELD_SQL = text(
     f"SELECT EXISTS (SELECT FROM pg_catalog.pg_locks l "

@@ -1255,10 +1255,9 @@ def _unreflected_indexes(table: str, reflected: list[Index], catalog: _Catalog) 
     return found
 
 
-#: A sequence's ``nextval()`` as a default: a serial column (its normalised text, and the
-#: text PostgreSQL prints for it).
-_SERIAL_DEFAULT = re.compile(r"nextval\('(?:[^']|'')*'\)")
-_SERIAL_AS_PRINTED = re.compile(r"nextval\('(?:[^']|'')*'::regclass\)")
+#: A sequence's ``nextval()`` as a default: a serial column (as PostgreSQL prints it, with
+#: the ``::regclass`` cast, or normalised, without).
+_SERIAL_DEFAULT = re.compile(r"nextval\('(?:[^']|'')*'(?:::regclass)?\)")
 
 
 def _reflected_column(
@@ -1270,7 +1269,7 @@ def _reflected_column(
     if item.get("identity"):
         identity = IDENTITY_ALWAYS if item["identity"].get("always") else IDENTITY_BY_DEFAULT
         default = normalize_default(raw)
-    elif raw is not None and _SERIAL_AS_PRINTED.fullmatch(raw):
+    elif raw is not None and _SERIAL_DEFAULT.fullmatch(raw):
         identity = SERIAL  # not normalised first: one per table, each its own text
     else:
         default = normalize_default(raw)
