@@ -42,6 +42,7 @@ class Graph:
         self.locations: tuple[str, ...] = tuple(locations)
         _check_references(files)
         self._map = RevisionMap(lambda: [_revision(f) for f in files])
+        self._lineage: dict[str, frozenset[str]] | None = None
         try:
             self.heads: tuple[str, ...] = tuple(sorted(self._map.heads))
         except (RevisionError, CommandError) as exc:
@@ -90,14 +91,32 @@ class Graph:
 
     def ancestors(self, heads: Sequence[str]) -> set[str]:
         """The revisions a database at ``heads`` has applied (heads included)."""
+        lineage = self._lineages()
         found: set[str] = set()
         for head in heads:
-            found.update(
-                rev.revision
-                for rev in self._map.iterate_revisions(head, "base")
-                if isinstance(rev, Revision)
-            )
+            rev = self._map.get_revision(head)
+            if isinstance(rev, Revision):
+                found |= lineage[rev.revision]
         return found
+
+    def _lineages(self) -> Mapping[str, frozenset[str]]:
+        # Every revision's ancestry at once, parents and dependencies first: walking Alembic's
+        # map from each revision down to base costs a whole walk per revision, which the
+        # snapshot build, asking for every revision, paid quadratically.
+        if self._lineage is None:
+            lineage: dict[str, frozenset[str]] = {}
+            for revision in self.topological():
+                found = {revision}
+                for parent in self.files[revision].down_revisions:
+                    found |= lineage[parent]
+                for dependency in self.files[revision].dependencies:
+                    # A dependency may name a branch label or an id prefix.
+                    rev = self._map.get_revision(dependency)
+                    if isinstance(rev, Revision):
+                        found |= lineage[rev.revision]
+                lineage[revision] = frozenset(found)
+            self._lineage = lineage
+        return self._lineage
 
     def pending(self, db_heads: Sequence[str], target: str) -> tuple[str, ...]:
         """Revisions between the database heads and ``target``, oldest first."""
@@ -124,6 +143,13 @@ def _check_references(files: Sequence[RevisionFile]) -> None:
     for f in files:
         for ref in (*f.down_revisions, *f.dependencies):
             known = ref in ids or ref in labels or any(i.startswith(ref) for i in ids)
+            if known and ref in f.dependencies and ref not in ids and ref not in labels:
+                # Alembic resolves depends_on by exact id or label only.
+                raise RevisionGraphError(
+                    f"revision {f.revision} ({f.path}) depends on {ref!r}, a prefix of a "
+                    "revision id: Alembic needs the whole id or a branch label there",
+                    hint="write the full revision id in its depends_on",
+                )
             if not known:
                 raise RevisionGraphError(
                     f"revision {f.revision} ({f.path}) refers to {ref!r}, which is not a "

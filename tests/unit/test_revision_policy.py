@@ -464,3 +464,33 @@ def test_a_depends_on_naming_a_missing_revision_is_a_revision_graph_error() -> N
     with pytest.raises(RevisionGraphError) as caught:
         Graph([rev("a1"), rev("b2", ["a1"], depends_on=["gone"])])
     assert "gone" in caught.value.message
+
+
+def test_graph_ancestors_are_what_alembic_walks_for_every_revision() -> None:
+    # Merges, a dependency on a branch label whose branch goes on, one on a root of another
+    # branch, and a merge of branches joined by a dependency: the memoised ancestry must be
+    # Alembic's own walk down to base, revision by revision.
+    files = [
+        rev("a1"),
+        rev("b2", ["a1"], labels=["lbl"]),
+        rev("c3", ["b2"]),
+        rev("x1", labels=["other"]),
+        rev("y2", ["x1"], depends_on=["lbl"]),
+        rev("z3", ["y2"], depends_on=["a1"]),
+        rev("m4", ["z3", "c3"]),
+        rev("n5", ["m4"], depends_on=["x1"]),
+    ]
+    graph = Graph(files)
+    for f in files:
+        walked = {r.revision for r in graph._map.iterate_revisions(f.revision, "base")}
+        assert graph.ancestors([f.revision]) == walked, f.revision
+    assert graph.ancestors(["y2"]) == {"a1", "b2", "x1", "y2"}
+    assert graph.ancestors(["c3", "y2"]) == {"a1", "b2", "c3", "x1", "y2"}
+
+
+def test_a_depends_on_naming_an_id_prefix_is_a_revision_graph_error() -> None:
+    # Alembic looks depends_on up by exact id or label: a prefix is a KeyError inside it.
+    with pytest.raises(RevisionGraphError) as caught:
+        Graph([rev("abcd1"), rev("b2", ["abcd1"], depends_on=["abcd"])])
+    assert "'abcd'" in caught.value.message
+    assert "full revision id" in (caught.value.hint or "")
