@@ -149,7 +149,8 @@ class Backend:
         """Reproduce ``mirror`` in an empty shadow database."""
 
     def shadow_options(self, mirror: dict[str, Any]) -> str:
-        """Session options for the replay's connections (a search_path the target has)."""
+        """Session options for the replay's connections (a search_path the target has, and
+        commits that do not wait for the disk)."""
         return ""
 
     def is_ddl_lock_timeout(self, exc: BaseException) -> bool:
@@ -335,12 +336,15 @@ class PostgresBackend(Backend):
             conn.execute(CreateSchema(schema, if_not_exists=True))
 
     def shadow_options(self, mirror: dict[str, Any]) -> str:
+        # A scratch database is thrown away: its commits need not wait for the disk (a
+        # snapshot build commits once per revision). Whatever a crash would lose is replayed.
+        options = "-c synchronous_commit=off"
         search_path = mirror.get("search_path")
         if not search_path:
-            return ""
+            return options
         # libpq splits PGOPTIONS on spaces unless escaped; no SQL is built from the value.
         value = search_path.replace("\\", "\\\\").replace(" ", "\\ ")
-        return f"-c search_path={value}"
+        return f"{options} -c search_path={value}"
 
     def empty_database(self, conn: Connection) -> None:
         # Every schema a replay may have created, then the default one, re-created empty.
