@@ -261,6 +261,8 @@ class Changes:
     #: False when no type, nor anything that may create or alter one, was reported: the
     #: enums are as the previous revision left them.
     types: bool = True
+    #: Whether a schema was created: the caller lists the schemas it records again.
+    schemas: bool = False
 
 
 @dataclass(slots=True)
@@ -447,6 +449,7 @@ class DdlWatch:
             removed=frozenset((keys[n], t) for n, t in removed - present if n in keys),
             ddl=True,
             types=any(item["type"] not in _NOT_TYPES for item in taken),
+            schemas=any(item["type"] == "schema" for item in taken),
         )
 
 

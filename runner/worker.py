@@ -165,6 +165,9 @@ class Worker:
         self.known: set[Any] = set()
         #: None until read (a revision that reports no type keeps them once they are).
         self.enums: list[Any] | None = None
+        #: The schemas reflected, listed again only after a revision the watch could not
+        #: follow (which a created, renamed or dropped schema is).
+        self.listed: tuple[str | None, ...] | None = None
         self.watch: Any = None
         #: Whether the parent has answered a commit request since env.py's ``configure()``:
         #: only then has it read the ``configured`` record, which it may refuse (another
@@ -402,10 +405,16 @@ class Worker:
         (:func:`runner.schema.table_digests`) is compared with the last one taken."""
         from runner.schema import Reading, reflect_schema, table_digests
 
-        schemas = self._schemas(conn)
+        schemas = self.listed if self.listed is not None else self._schemas(conn)
         excluded = tuple(self.job.get("exclude_tables", ()))
         watch = self.watch if self.watch is not None and self.watch.conn is conn else None
         seen = watch.changes(conn, schemas) if watch is not None else None
+        if self.listed is not None and (seen is None or seen.schemas):
+            listed = self._schemas(conn)
+            if listed != schemas:
+                # A schema the watch did not look in: digest every table of every schema.
+                schemas, seen = listed, None
+        self.listed = schemas
         if seen is not None and not seen.ddl and self.enums is not None:
             return {
                 "schemas": list(schemas),

@@ -58,6 +58,7 @@ def test_a_revision_touches_its_tables_and_those_whose_text_names_what_it_change
         removed=frozenset(),
         ddl=True,
         types=True,  # a schema was made: its enums are read
+        schemas=True,  # and the schemas are listed again
     )
     # A renamed table: its foreign keys elsewhere read anew, the bystander does not.
     renamed = _revision(conn, watch, "ALTER TABLE a RENAME TO a2")
