@@ -608,11 +608,23 @@ _NOT_BEHIND_A_CONSTRAINT = """NOT x.indisprimary
       AND NOT EXISTS (SELECT FROM pg_catalog.pg_constraint k
                       WHERE k.conrelid = x.indrelid AND k.conindid = x.indexrelid
                         AND k.contype IN ('p', 'u', 'x'))"""
-# With the server's definitions (``pg_get_indexdef``, costly; the part after ``USING`` is
-# kept) or without them (``NULL``).
+# The server's own reading of the tables, in one statement (one round trip a reflection):
+# each index not behind a constraint (``part`` 'i'), each constraint ('k'), and, with the
+# server's definitions, each table's comment ('t') and each column ('c'). An index's or
+# constraint's validity, and a constraint's kind, are always read; its definition
+# (``pg_get_indexdef``, costly, of which the part after ``USING`` is kept, and
+# ``pg_get_constraintdef``) only with the server's definitions. A column row has its type as
+# format_type prints it, a collation other than the type's, the default or generation
+# expression, identity and its sequence, and whether the default is a serial's.
+_PG_CATALOG_COLUMNS = """part, table_name, name, valid, definition, prefix, kind, type,
+           collated, generated, identity, expression, serial, seqstart, seqincrement, seqmin,
+           seqmax, seqcache, seqcycle, comment"""
+_NO_COLUMN = """NULL::text, NULL::text, NULL::text, NULL::text, NULL::text, NULL::boolean,
+           NULL::bigint, NULL::bigint, NULL::bigint, NULL::bigint, NULL::bigint,
+           NULL::boolean, NULL::text"""
 _PG_INDEXES_SQL = f"""
-    SELECT t.relname AS table_name, i.relname AS name, x.indisvalid AS valid,
-           {{server_text}}
+    SELECT 'i'::text, t.relname::text, i.relname::text, x.indisvalid, {{definition}},
+           NULL::text, {_NO_COLUMN}
     FROM pg_catalog.pg_index x
     JOIN pg_catalog.pg_class i ON i.oid = x.indexrelid
     JOIN pg_catalog.pg_class t ON t.oid = x.indrelid
@@ -621,43 +633,29 @@ _PG_INDEXES_SQL = f"""
       AND (:all_tables OR t.relname = ANY(:names))
       AND {_NOT_BEHIND_A_CONSTRAINT}
     """
-_PG_CONSTRAINTS_SQL = """
-    SELECT t.relname AS table_name, c.conname AS name, c.contype AS kind,
-           c.convalidated AS valid, {server_text} AS definition
+_PG_INDEX_DEFINITION = """pg_catalog.pg_get_indexdef(x.indexrelid),
+           'CREATE ' || CASE WHEN x.indisunique THEN 'UNIQUE ' ELSE '' END || 'INDEX '
+             || pg_catalog.quote_ident(i.relname) || ' ON '
+             || CASE WHEN t.relkind = 'p' THEN 'ONLY ' ELSE '' END
+             || pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(t.relname)
+             || ' USING '"""
+_PG_CONSTRAINTS_SQL = f"""
+    SELECT 'k', t.relname, c.conname, c.convalidated, {{definition}}, NULL,
+           c.contype::text, {_NO_COLUMN}
     FROM pg_catalog.pg_constraint c
     JOIN pg_catalog.pg_class t ON t.oid = c.conrelid
     JOIN pg_catalog.pg_namespace n ON n.oid = t.relnamespace
     WHERE n.nspname = :schema AND c.contype IN ('p', 'u', 'c', 'f', 'x')
       AND (:all_tables OR t.relname = ANY(:names))
     """
-#: The index and constraint statements by whether they read the server's definitions.
-_PG_INDEXES = {
-    True: text(
-        _PG_INDEXES_SQL.format(
-            server_text="""pg_catalog.pg_get_indexdef(x.indexrelid) AS definition,
-           'CREATE ' || CASE WHEN x.indisunique THEN 'UNIQUE ' ELSE '' END || 'INDEX '
-             || pg_catalog.quote_ident(i.relname) || ' ON '
-             || CASE WHEN t.relkind = 'p' THEN 'ONLY ' ELSE '' END
-             || pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(t.relname)
-             || ' USING ' AS prefix"""
-        )
-    ),
-    False: text(_PG_INDEXES_SQL.format(server_text="NULL AS definition, NULL AS prefix")),
-}
-_PG_CONSTRAINTS = {
-    True: text(_PG_CONSTRAINTS_SQL.format(server_text="pg_catalog.pg_get_constraintdef(c.oid)")),
-    False: text(_PG_CONSTRAINTS_SQL.format(server_text="NULL")),
-}
-# One row per column (and one per table with column NULL, for the table's comment): the
-# type as format_type prints it, a collation other than the type's, the default or
-# generation expression, identity and its sequence, and whether the default is a serial's.
-_PG_COLUMNS = text(
-    """
-    SELECT t.relname AS table_name, NULL AS name, NULL AS type, NULL AS collation,
-           '' AS generated, '' AS identity, NULL AS expression, false AS serial,
-           NULL::bigint AS seqstart, NULL::bigint AS seqincrement, NULL::bigint AS seqmin,
-           NULL::bigint AS seqmax, NULL::bigint AS seqcache, NULL::boolean AS seqcycle,
-           td.description AS comment
+_PG_COLUMNS_SQL = """
+    SELECT part, table_name, name, NULL::boolean, NULL::text, NULL::text, NULL::text, type,
+           collated, generated, identity, expression, serial, seqstart, seqincrement,
+           seqmin, seqmax, seqcache, seqcycle, comment
+    FROM (
+    SELECT 't', t.relname, NULL::text, NULL::text, NULL::text, '', '', NULL::text, false,
+           NULL::bigint, NULL::bigint, NULL::bigint, NULL::bigint, NULL::bigint,
+           NULL::boolean, td.description
     FROM pg_catalog.pg_class t
     JOIN pg_catalog.pg_namespace n ON n.oid = t.relnamespace
     LEFT JOIN pg_catalog.pg_description td
@@ -666,7 +664,7 @@ _PG_COLUMNS = text(
     WHERE n.nspname = :schema AND t.relkind IN ('r', 'p')
       AND (:all_tables OR t.relname = ANY(:names))
     UNION ALL
-    SELECT t.relname, a.attname, pg_catalog.format_type(a.atttypid, a.atttypmod),
+    SELECT 'c', t.relname, a.attname, pg_catalog.format_type(a.atttypid, a.atttypmod),
            CASE WHEN a.attcollation <> 0 AND a.attcollation <> ty.typcollation
                 THEN pg_catalog.quote_ident(cn.nspname) || '.'
                      || pg_catalog.quote_ident(co.collname) END,
@@ -709,8 +707,29 @@ _PG_COLUMNS = text(
     ) s ON s.refobjid = t.oid AND s.refobjsubid = a.attnum
     WHERE n.nspname = :schema AND t.relkind IN ('r', 'p') AND a.attnum > 0
       AND NOT a.attisdropped AND (:all_tables OR t.relname = ANY(:names))
+    ) AS columns (part, table_name, name, type, collated, generated, identity,
+                  expression, serial, seqstart, seqincrement, seqmin, seqmax, seqcache,
+                  seqcycle, comment)
     """
-)
+#: The statement by whether it reads the server's definitions.
+_PG_CATALOG = {
+    True: text(
+        f"SELECT {_PG_CATALOG_COLUMNS} FROM ("
+        + _PG_INDEXES_SQL.format(definition=_PG_INDEX_DEFINITION)
+        + "UNION ALL"
+        + _PG_CONSTRAINTS_SQL.format(definition="pg_catalog.pg_get_constraintdef(c.oid)")
+        + "UNION ALL"
+        + _PG_COLUMNS_SQL
+        + f") AS catalog ({_PG_CATALOG_COLUMNS})"
+    ),
+    False: text(
+        f"SELECT {_PG_CATALOG_COLUMNS} FROM ("
+        + _PG_INDEXES_SQL.format(definition="NULL::text, NULL::text")
+        + "UNION ALL"
+        + _PG_CONSTRAINTS_SQL.format(definition="NULL::text")
+        + f") AS catalog ({_PG_CATALOG_COLUMNS})"
+    ),
+}
 _SERIALS = {"integer": "serial", "bigint": "bigserial", "smallint": "smallserial"}
 
 
@@ -721,8 +740,8 @@ def _pg_column_text(row: Any) -> str:
         # named by the server as the original was.
         return _SERIALS[row.type]
     text_ = row.type
-    if row.collation:
-        text_ += f" COLLATE {row.collation}"
+    if row.collated:
+        text_ += f" COLLATE {row.collated}"
     if row.generated in ("s", "v"):
         kind = "STORED" if row.generated == "s" else "VIRTUAL"
         text_ += f" GENERATED ALWAYS AS ({row.expression}) {kind}"
@@ -749,8 +768,8 @@ def _pg_catalog(
     # Enum labels in enumsortorder; pg_index.indisvalid (a CREATE INDEX CONCURRENTLY that
     # failed) and pg_constraint.convalidated (ADD CONSTRAINT .. NOT VALID), which SQLAlchemy
     # 2.0 does not reflect; and, unless ``reading`` says not to, the server's own
-    # definitions of every column, index and constraint. Three queries whatever the number
-    # of tables (two without the definitions).
+    # definitions of every column, index and constraint. Two queries whatever the number of
+    # tables (one when the enums are not read).
     namespace = schema if schema is not None else inspector.default_schema_name
     params = {"schema": namespace, "all_tables": names is None, "names": list(names or ())}
     execute = reading.execute or conn.execute
@@ -763,32 +782,32 @@ def _pg_catalog(
     invalid: set[tuple[str, str]] = set()
     index_text: dict[tuple[str, str], str] = {}
     kinds: set[str] = set()
-    server_text = reading.server_text
-    for table_name, name, valid, definition, prefix in execute(_PG_INDEXES[server_text], params):
-        kinds.add("i")
-        if not valid:
-            invalid.add((table_name, name))
-        if server_text and definition.startswith(prefix):
-            index_text[(table_name, name)] = definition[len(prefix) :]
     unvalidated: set[tuple[str, str]] = set()
     constraint_text: dict[tuple[str, str], str] = {}
     exclusions: dict[str, list[Exclusion]] = {}
-    for table_name, name, kind, valid, definition in execute(_PG_CONSTRAINTS[server_text], params):
-        kinds.add(kind)
-        if not valid:
-            unvalidated.add((table_name, name))
-        if server_text:
-            constraint_text[(table_name, name)] = definition
-        if kind == "x":
-            exclusions.setdefault(table_name, []).append(Exclusion(name, definition))
     table_text: dict[str, tuple[str | None, str | None]] = {}
     column_text: dict[tuple[str, str], tuple[str, str | None]] = {}
-    if server_text:
-        for row in execute(_PG_COLUMNS, params):
-            if row.name is None:
-                table_text[row.table_name] = (None, row.comment)
-            else:
-                column_text[(row.table_name, row.name)] = (_pg_column_text(row), row.comment)
+    server_text = reading.server_text
+    for row in execute(_PG_CATALOG[server_text], params):
+        part, table_name, name, definition = row.part, row.table_name, row.name, row.definition
+        if part == "i":
+            kinds.add("i")
+            if not row.valid:
+                invalid.add((table_name, name))
+            if server_text and definition.startswith(row.prefix):
+                index_text[(table_name, name)] = definition[len(row.prefix) :]
+        elif part == "k":
+            kinds.add(row.kind)
+            if not row.valid:
+                unvalidated.add((table_name, name))
+            if server_text:
+                constraint_text[(table_name, name)] = definition
+            if row.kind == "x":
+                exclusions.setdefault(table_name, []).append(Exclusion(name, definition))
+        elif part == "t":
+            table_text[table_name] = (None, row.comment)
+        else:
+            column_text[(table_name, name)] = (_pg_column_text(row), row.comment)
     return _Catalog(
         enums,
         frozenset(invalid),
@@ -1001,9 +1020,9 @@ def reflect_schema(
     says not to): the snapshot build reflects only what a revision changed
     (:func:`table_digests`, :mod:`runner.ddlwatch`).
 
-    Issues a fixed number of statements per schema whatever the number of tables: 10 on
-    PostgreSQL (one fewer when ``reading`` leaves out the server's definitions, as verify's
-    :data:`FOR_DIFF` does), after a few lookups SQLAlchemy caches once per dialect (its index
+    Issues a fixed number of statements per schema whatever the number of tables: 8 on
+    PostgreSQL (with the server's definitions or without them, as verify's :data:`FOR_DIFF`
+    reads), after a few lookups SQLAlchemy caches once per dialect (its index
     query goes in batches of 3,000 tables); two more set and restore the planner's join methods
     when ``only`` names a few tables (:func:`_plans_for_few_tables`). SQLite's dialect has
     no bulk queries and loops per table. Tables named in ``exclude_tables`` are skipped in
