@@ -123,28 +123,52 @@ _TAKE = text(
     """
 )
 
-# The tables the reported objects touch (their own tables, and those whose text names them).
+# The tables the reported objects touch: their own tables; a reported table's children and
+# partitions (their columns and constraints follow the parent's); and, for an object whose
+# name may have changed, what names it (pg_depend): a foreign key naming a renamed table or
+# column, a default naming a renamed sequence or type, a column of a renamed row type. A
+# reported table still named as when it was last read (``namespaces``/``names``, NULL when
+# not a table or not known) was altered, not renamed: what refers to it reads the same (an
+# altered table's ~5 referencing tables, re-read for nothing, were half the snapshot
+# build's reflection on a real chain).
 _TOUCHED = text(
     """
-    WITH reported(classid, objid) AS (
-        SELECT * FROM unnest(CAST(:classids AS oid[]), CAST(:objids AS oid[]))
-    ), object AS (
-        SELECT classid, objid FROM reported
+    WITH RECURSIVE reported(classid, objid, namespace, name) AS (
+        SELECT * FROM unnest(CAST(:classids AS oid[]), CAST(:objids AS oid[]),
+                             CAST(:namespaces AS text[]), CAST(:names AS text[]))
+    ), renamed AS (
+        SELECT r.classid, r.objid FROM reported r
+        WHERE r.name IS NULL OR NOT EXISTS (
+            SELECT FROM pg_catalog.pg_class c
+            JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+            WHERE c.oid = r.objid AND n.nspname = r.namespace AND c.relname = r.name)
+    ), named AS (
+        SELECT classid, objid FROM renamed
         UNION
         -- A relation's row type: a column of that type names the relation.
         SELECT 'pg_catalog.pg_type'::pg_catalog.regclass, c.reltype
-        FROM reported r JOIN pg_catalog.pg_class c ON c.oid = r.objid
+        FROM renamed r JOIN pg_catalog.pg_class c ON c.oid = r.objid
         WHERE r.classid = 'pg_catalog.pg_class'::pg_catalog.regclass AND c.reltype <> 0
-    ), related AS (
-        SELECT classid, objid FROM object
+    ), descendant(oid) AS (
+        SELECT i.inhrelid FROM pg_catalog.pg_inherits i
+        JOIN reported r ON r.objid = i.inhparent
+        WHERE r.classid = 'pg_catalog.pg_class'::pg_catalog.regclass
         UNION
-        -- What refers to a reported object, whose text may name it.
+        SELECT i.inhrelid FROM pg_catalog.pg_inherits i JOIN descendant d ON d.oid = i.inhparent
+    ), related AS (
+        SELECT classid, objid FROM reported
+        UNION
+        SELECT classid, objid FROM named
+        UNION
+        SELECT 'pg_catalog.pg_class'::pg_catalog.regclass, oid FROM descendant
+        UNION
+        -- What refers to an object whose name may have changed: its text may name it.
         SELECT d.classid, d.objid FROM pg_catalog.pg_depend d
-        JOIN object o ON d.refclassid = o.classid AND d.refobjid = o.objid
+        JOIN named o ON d.refclassid = o.classid AND d.refobjid = o.objid
         UNION
         -- What a reported relation belongs to: a sequence's column, an index's table.
         SELECT d.refclassid, d.refobjid FROM pg_catalog.pg_depend d
-        JOIN object o ON d.classid = o.classid AND d.objid = o.objid
+        JOIN reported o ON d.classid = o.classid AND d.objid = o.objid
         WHERE d.deptype IN ('a', 'i')
     ), owner AS (
         SELECT r.objid AS oid FROM related r
@@ -407,7 +431,7 @@ class DdlWatch:
             return None if wrote else Changes(frozenset(), frozenset(), ddl=False)
         touched: set[tuple[str, str]] = set()
         removed: set[tuple[str, str]] = set()
-        reported: list[tuple[int, int]] = []
+        reported: list[tuple[int, int, str | None, str | None]] = []
         # An index created and dropped within the revision (a data migration's helper) left
         # nothing behind.
         created = {int(item["objid"]) for item in taken if not item["dropped"]}
@@ -417,7 +441,10 @@ class DdlWatch:
             address = item["address"] or []
             if not item["dropped"]:
                 if item["classid"]:
-                    reported.append((int(item["classid"]), int(item["objid"])))
+                    objid = int(item["objid"])
+                    # A table's name as last read: the statement tells whether it changed.
+                    known = self.tables.get(objid) if item["type"] == "table" else None
+                    reported.append((int(item["classid"]), objid, *(known or (None, None))))
             elif item["type"] == "table":
                 gone = self.tables.pop(int(item["objid"]), None)
                 if gone is not None:
@@ -434,7 +461,12 @@ class DdlWatch:
         if reported:
             found = self.execute(
                 _TOUCHED,
-                {"classids": [c for c, _ in reported], "objids": [o for _, o in reported]},
+                {
+                    "classids": [r[0] for r in reported],
+                    "objids": [r[1] for r in reported],
+                    "namespaces": [r[2] for r in reported],
+                    "names": [r[3] for r in reported],
+                },
             )
             for oid, namespace, name in found:
                 before = self.tables.get(int(oid))

@@ -60,6 +60,11 @@ def test_a_revision_touches_its_tables_and_those_whose_text_names_what_it_change
         types=True,  # a schema was made: its enums are read
         schemas=True,  # and the schemas are listed again
     )
+    # An altered table keeps its name: the foreign keys naming it read the same.
+    altered = _revision(conn, watch, "ALTER TABLE a ADD COLUMN extra integer")
+    assert altered == Changes(
+        touched=frozenset({(None, "a")}), removed=frozenset(), ddl=True, types=False
+    )
     # A renamed table: its foreign keys elsewhere read anew, the bystander does not.
     renamed = _revision(conn, watch, "ALTER TABLE a RENAME TO a2")
     assert renamed == Changes(
@@ -101,6 +106,37 @@ def test_a_revision_touches_its_tables_and_those_whose_text_names_what_it_change
         removed=frozenset({(None, "a2")}),
         ddl=True,
         types=True,  # the table's row type went with it
+    )
+
+
+def test_an_altered_parent_touches_every_partition_and_child_below_it(conn: Connection) -> None:
+    watch = _watch(conn)
+    made = _revision(
+        conn,
+        watch,
+        "CREATE TABLE pt (id integer, k integer) PARTITION BY RANGE (k)",
+        "CREATE TABLE pt_1 PARTITION OF pt FOR VALUES FROM (0) TO (10)",
+        "CREATE TABLE pt_2 PARTITION OF pt FOR VALUES FROM (10) TO (20) PARTITION BY RANGE (k)",
+        "CREATE TABLE pt_2a PARTITION OF pt_2 FOR VALUES FROM (10) TO (15)",
+        "CREATE TABLE parent (id integer)",
+        "CREATE TABLE heir (extra text) INHERITS (parent)",
+    )
+    assert made is not None
+    # A column added to the root reaches every level of partitions; one added to an
+    # inherited table reaches its heir. Neither name changed, so nothing else is read.
+    added = _revision(conn, watch, "ALTER TABLE pt ADD COLUMN v integer")
+    assert added == Changes(
+        touched=frozenset({(None, "pt"), (None, "pt_1"), (None, "pt_2"), (None, "pt_2a")}),
+        removed=frozenset(),
+        ddl=True,
+        types=False,
+    )
+    inherited = _revision(conn, watch, "ALTER TABLE parent ADD CONSTRAINT positive CHECK (id > 0)")
+    assert inherited == Changes(
+        touched=frozenset({(None, "parent"), (None, "heir")}),
+        removed=frozenset(),
+        ddl=True,
+        types=False,
     )
 
 
