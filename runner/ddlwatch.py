@@ -22,18 +22,25 @@ catalog rows written without DDL (a revision's own ``UPDATE pg_attribute``), a l
 disappears with the session (the event triggers depend on their functions, which PostgreSQL
 drops with the temporary schema) and never shows in the recorded schema.
 
-Nothing here raises for a server that refuses: :meth:`DdlWatch.install` returns ``None``.
+The watch also keeps the reflection that follows each revision cheap: the runner's catalog
+statements (:meth:`DdlWatch.execute`), and SQLAlchemy's inside :meth:`DdlWatch.preparing`, run
+as statements prepared once in the session instead of parsed and planned after every revision.
+
+Nothing here raises for a server that refuses: :meth:`DdlWatch.install` returns ``None``, and
+a statement the server will not prepare runs as it is.
 """
 
 from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import TextClause, text
+from sqlalchemy import event as sa_event
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
 
@@ -213,21 +220,24 @@ class _Prepared:
     """One statement's PREPARE, and the EXECUTE that runs it with its parameters."""
 
     name: str
-    prepare: str
-    execute: TextClause
+    body: str
+    #: The EXECUTE in the driver's own form (``%(name)s`` parameters).
+    execute: str
     params: tuple[str, ...]
+
+    def prepare(self, types: Sequence[str] = ()) -> str:
+        """The PREPARE, with its parameters' types where given (else the server infers them)."""
+        declared = f" ({', '.join(types)})" if types else ""
+        return f"PREPARE {self.name}{declared} AS {self.body}"
 
 
 _PREPARED: dict[int, tuple[TextClause, _Prepared]] = {}
 
 
-def _prepared(statement: TextClause, conn: Connection) -> _Prepared:
-    """The PREPARE and EXECUTE forms of a ``text()`` statement with ``:name`` parameters
-    (their types are inferred by the server, as for the text)."""
-    known = _PREPARED.get(id(statement))
-    if known is not None and known[0] is statement:
-        return known[1]
-    compiled = statement.compile(dialect=conn.dialect)
+def _driver_form(statement: str) -> _Prepared:
+    """The PREPARE and EXECUTE forms of a statement in the driver's own form (``%(name)s``
+    parameters, ``%%`` for ``%``); the parameters' types are inferred by the server, as for
+    the statement itself."""
     params: list[str] = []
 
     def placeholder(match: re.Match[str]) -> str:
@@ -235,18 +245,30 @@ def _prepared(statement: TextClause, conn: Connection) -> _Prepared:
             params.append(match.group(1))
         return f"${params.index(match.group(1)) + 1}"
 
-    # The driver's own form (%(name)s, %% for %): PREPARE runs without parameters.
-    body = re.sub(r"%\((\w+)\)s", placeholder, str(compiled)).replace("%%", "%")
+    body = re.sub(r"%\((\w+)\)s", placeholder, statement).replace("%%", "%")
     # Named after the text: a session behind a pooler may hold another process's statements.
     name = f"{_LOG}_{hashlib.sha256(body.encode()).hexdigest()[:16]}"
-    form = _Prepared(
-        name=name,
-        prepare=f"PREPARE {name} AS {body}",
-        execute=text(f"EXECUTE {name}({', '.join(f':{p}' for p in params)})"),
-        params=tuple(params),
+    arguments = f"({', '.join(f'%({p})s' for p in params)})" if params else ""
+    return _Prepared(
+        name=name, body=body, execute=f"EXECUTE {name}{arguments}", params=tuple(params)
     )
+
+
+def _prepared(statement: TextClause, conn: Connection) -> _Prepared:
+    """The PREPARE and EXECUTE forms of one of the runner's ``text()`` statements."""
+    known = _PREPARED.get(id(statement))
+    if known is not None and known[0] is statement:
+        return known[1]
+    form = _driver_form(str(statement.compile(dialect=conn.dialect)))
     _PREPARED[id(statement)] = (statement, form)
     return form
+
+
+# SQLAlchemy's catalog queries, which reflection sends in a driver whose parameters are
+# ``%(name)s`` and interpolated by the client (psycopg2): only those run prepared.
+_A_READ = re.compile(r"\s*SELECT\b", re.IGNORECASE)
+_SAVEPOINT = "alembic_deploy_prepare"
+_PARAMETER_TYPES = {str: "text", bool: "boolean", int: "bigint", float: "double precision"}
 
 
 # Reported objects that cannot create, alter or drop an enum.
@@ -309,6 +331,12 @@ class DdlWatch:
     indexes: dict[tuple[str, str], tuple[str, str]] = field(default_factory=dict)
     #: The statements the session has prepared, as of the last :meth:`changes`.
     prepared: set[str] = field(default_factory=set)
+    #: SQLAlchemy's statements seen by :meth:`preparing`, and those the server would not
+    #: prepare (by name).
+    forms: dict[str, _Prepared] = field(default_factory=dict)
+    unpreparable: set[str] = field(default_factory=set)
+    #: The type given to a parameter the server could not type, by the parameter's name.
+    declared: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def install(cls, conn: Connection) -> DdlWatch | None:
@@ -406,9 +434,80 @@ class DdlWatch:
         """
         form = _prepared(statement, self.conn)
         if form.name not in self.prepared:
-            self.conn.exec_driver_sql(form.prepare, execution_options={"no_parameters": True})
+            self.conn.exec_driver_sql(form.prepare(), execution_options={"no_parameters": True})
             self.prepared.add(form.name)
-        return self.conn.execute(form.execute, {key: params[key] for key in form.params})
+        return self.conn.exec_driver_sql(form.execute, {key: params[key] for key in form.params})
+
+    @contextmanager
+    def preparing(self) -> Iterator[None]:
+        """Within the block, run SQLAlchemy's catalog queries on the watched connection as
+        statements prepared once in the session, as :meth:`execute` runs the runner's own.
+
+        Reflection sends the same statements after every revision of a snapshot build, and
+        the server plans each anew (~0.5 ms each, a dozen per revision). A statement the
+        server will not prepare (a parameter whose type it cannot infer) runs as it is; its
+        PREPARE runs in a savepoint, so that the failure leaves the revision's transaction
+        usable. Same conditions as :meth:`execute`: right after :meth:`changes`.
+        """
+        if self.conn.dialect.driver != "psycopg2":
+            yield
+            return
+
+        def prepare(
+            conn: Connection, cursor: Any, statement: str, parameters: Any, *rest: Any
+        ) -> tuple[str, Any]:
+            if not (isinstance(parameters, Mapping) and _A_READ.match(statement)):
+                return statement, parameters
+            form = self.forms.get(statement)
+            if form is None:
+                form = self.forms[statement] = _driver_form(statement)
+            if form.name in self.unpreparable:
+                return statement, parameters
+            if form.name not in self.prepared and not self._prepare(cursor, form, parameters):
+                return statement, parameters
+            return form.execute, parameters
+
+        sa_event.listen(self.conn, "before_cursor_execute", prepare, retval=True)
+        try:
+            yield
+        finally:
+            sa_event.remove(self.conn, "before_cursor_execute", prepare)
+
+    def _prepare(self, cursor: Any, form: _Prepared, parameters: Mapping[str, Any]) -> bool:
+        # A parameter the server cannot type from its context (a key of json_build_object in
+        # SQLAlchemy's column query) is declared with its value's type, the others left to
+        # the server ("unknown"): a text parameter compared with a name column keeps its
+        # index.
+        # SQLAlchemy names a statement's parameters the same whatever the length of its IN
+        # lists: what one of its forms needed declared, the others get at once.
+        declared = {
+            i: self.declared[name] for i, name in enumerate(form.params, 1) if name in self.declared
+        }
+        guarded = not cursor.connection.autocommit
+        while True:
+            types = [declared.get(i, "unknown") for i in range(1, len(form.params) + 1)]
+            try:
+                if guarded:
+                    cursor.execute(f"SAVEPOINT {_SAVEPOINT}")
+                cursor.execute(form.prepare(types if declared else ()))
+                break
+            except self.conn.dialect.loaded_dbapi.Error as exc:
+                if guarded:
+                    cursor.execute(f"ROLLBACK TO SAVEPOINT {_SAVEPOINT}")
+                    cursor.execute(f"RELEASE SAVEPOINT {_SAVEPOINT}")
+                untyped = re.search(r"data type of parameter \$(\d+)", str(exc))
+                position = int(untyped.group(1)) if untyped is not None else 0
+                kind = None
+                if 0 < position <= len(form.params) and position not in declared:
+                    kind = _PARAMETER_TYPES.get(type(parameters.get(form.params[position - 1])))
+                if kind is None:
+                    self.unpreparable.add(form.name)
+                    return False
+                declared[position] = self.declared[form.params[position - 1]] = kind
+        if guarded:
+            cursor.execute(f"RELEASE SAVEPOINT {_SAVEPOINT}")
+        self.prepared.add(form.name)
+        return True
 
     def changes(self, conn: Connection, schemas: Sequence[str | None]) -> Changes | None:
         """What the DDL since the previous call did to ``schemas``; None: digest instead

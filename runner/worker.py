@@ -439,14 +439,15 @@ class Worker:
             self.undigested |= changed
         removed = [list(key) for key in self.known - tables]
         self.known = tables
-        # The watch read what the session has prepared: its statements run prepared. No
-        # type reported, no enum changed (once they were read: env.py may have made some
-        # before the watch began).
+        # The watch read what the session has prepared: its statements, and SQLAlchemy's,
+        # run prepared. No type reported, no enum changed (once they were read: env.py may
+        # have made some before the watch began).
         enums = seen is None or seen.types or self.enums is None
         reading = Reading(execute=watch.execute if watch is not None else None, enums=enums)
-        schema = reflect_schema(
-            conn, schemas=schemas, exclude_tables=excluded, only=changed, reading=reading
-        )
+        with watch.preparing() if watch is not None else contextlib.nullcontext():
+            schema = reflect_schema(
+                conn, schemas=schemas, exclude_tables=excluded, only=changed, reading=reading
+            )
         delta = schema.to_dict()
         if watch is not None:
             watch.remember(delta["tables"])

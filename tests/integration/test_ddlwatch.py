@@ -12,6 +12,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.pool import NullPool
 
 from runner.ddlwatch import Changes, DdlWatch
+from runner.schema import reflect_schema
 
 
 @pytest.fixture
@@ -159,6 +160,52 @@ def test_the_watch_tells_type_changes_and_keeps_its_statements_prepared(
         count = "SELECT count(*) FROM pg_prepared_statements WHERE name = ANY(%(names)s)"
         names = list(watch.prepared)
         assert conn.exec_driver_sql(count, {"names": names}).scalar_one() == len(names) > 0
+
+
+def test_sqlalchemys_catalog_queries_run_prepared_inside_the_block(conn: Connection) -> None:
+    watch = _watch(conn)
+    _revision(
+        conn,
+        watch,
+        "CREATE TABLE a (id serial PRIMARY KEY, code text UNIQUE DEFAULT 'x')",
+        "CREATE TABLE b (id bigint GENERATED ALWAYS AS IDENTITY, a_id integer REFERENCES a)",
+        "CREATE INDEX ix_b ON b (lower(a_id::text))",
+    )
+    only = {(None, "a"), (None, "b")}
+    with conn.begin():
+        plain = reflect_schema(conn, only=only)
+    sent: list[str] = []
+    sa.event.listen(conn, "after_cursor_execute", lambda *args: sent.append(args[2]))
+    for _ in range(2):  # prepared on first sight, then only executed
+        with conn.begin():
+            assert watch.changes(conn, [None]) is not None
+            with watch.preparing():
+                assert reflect_schema(conn, only=only) == plain
+    reads = [s for s in sent if s.lstrip().upper().startswith("SELECT")]
+    assert not [s for s in reads if "pg_catalog.pg_attribute" in s], reads  # none as text
+    executed = [s for s in sent if s.startswith("EXECUTE alembic_deploy_ddl_")]
+    assert len(executed) >= 2 * 5, sent  # columns, keys, indexes, foreign keys, oids
+    prepared = [s for s in sent if s.startswith("PREPARE alembic_deploy_ddl_")]
+    assert len({p.split()[1] for p in prepared}) == len(prepared)  # each once
+    # SQLAlchemy's column query has parameters the server cannot type (json_build_object's
+    # keys): they were declared, and the statement prepared all the same.
+    assert watch.declared and not watch.unpreparable
+
+
+def test_a_statement_the_server_will_not_prepare_runs_as_it_is(conn: Connection) -> None:
+    watch = _watch(conn)
+    with conn.begin():
+        watch.changes(conn, [None])
+        with watch.preparing():
+            # A NULL parameter whose type nothing tells: not prepared, run as text, and the
+            # transaction is still usable.
+            assert conn.exec_driver_sql("SELECT %(x)s IS NULL", {"x": None}).scalar_one()
+            # One typed by its value once the server asks: prepared.
+            found = conn.exec_driver_sql("SELECT json_build_object(%(k)s, 1)", {"k": "one"})
+            assert found.scalar_one() == {"one": 1}
+        assert conn.exec_driver_sql("SELECT 1").scalar_one() == 1
+    assert len(watch.unpreparable) == 1
+    assert watch.declared == {"k": "text"}
 
 
 def test_the_watch_gives_up_where_it_cannot_follow(conn: Connection, pg_engine: Engine) -> None:
