@@ -264,9 +264,10 @@ def _prepared(statement: TextClause, conn: Connection) -> _Prepared:
     return form
 
 
-# SQLAlchemy's catalog queries, which reflection sends in a driver whose parameters are
-# ``%(name)s`` and interpolated by the client (psycopg2): only those run prepared.
-_A_READ = re.compile(r"\s*SELECT\b", re.IGNORECASE)
+# The queries reflection sends (SQLAlchemy's, and the planner settings around them), in a
+# driver whose parameters are ``%(name)s`` and interpolated by the client (psycopg2): only
+# those run prepared.
+_A_READ = re.compile(r"\s*(SELECT|WITH)\b", re.IGNORECASE)
 _SAVEPOINT = "alembic_deploy_prepare"
 _PARAMETER_TYPES = {str: "text", bool: "boolean", int: "bigint", float: "double precision"}
 
@@ -342,11 +343,12 @@ class DdlWatch:
     def install(cls, conn: Connection) -> DdlWatch | None:
         """Report this session's DDL from now on, or None where the server will not.
 
-        Needs PostgreSQL and a role that may create event triggers (a superuser). Runs in a
-        savepoint when the connection is already in a transaction (env.py began one), in a
-        transaction of its own, committed, otherwise.
+        Needs PostgreSQL through psycopg2 (the statements are prepared in its ``%(name)s``
+        form; env.py may have chosen another driver) and a role that may create event
+        triggers (a superuser). Runs in a savepoint when the connection is already in a
+        transaction (env.py began one), in a transaction of its own, committed, otherwise.
         """
-        if conn.dialect.name != "postgresql":
+        if conn.dialect.name != "postgresql" or conn.dialect.driver != "psycopg2":
             return None
         began = not conn.in_transaction()
         try:
@@ -449,9 +451,6 @@ class DdlWatch:
         PREPARE runs in a savepoint, so that the failure leaves the revision's transaction
         usable. Same conditions as :meth:`execute`: right after :meth:`changes`.
         """
-        if self.conn.dialect.driver != "psycopg2":
-            yield
-            return
 
         def prepare(
             conn: Connection, cursor: Any, statement: str, parameters: Any, *rest: Any
