@@ -555,6 +555,10 @@ class Reading:
     #: them; column comments still come with SQLAlchemy's columns): verify's reading of a
     #: live database. SQLite's reader parses its CREATE text, so it reads it either way.
     server_text: bool = True
+    #: True: the transaction ends right after the reading (the snapshot build reads at the
+    #: end of each revision's): the planner settings it changes for a few tables go with it
+    #: instead of being put back.
+    last_in_transaction: bool = False
 
 
 _PLAIN = Reading()
@@ -980,7 +984,7 @@ _JOINS_BACK = text(
 
 
 @contextlib.contextmanager
-def _plans_for_few_tables(conn: Connection) -> Iterator[None]:
+def _plans_for_few_tables(conn: Connection, restore: bool = True) -> Iterator[None]:
     """Within the current transaction, have PostgreSQL look a few tables up by index.
 
     For a handful of tables (the snapshot build reflects what each revision changed), hash and
@@ -988,14 +992,17 @@ def _plans_for_few_tables(conn: Connection) -> Iterator[None]:
     table's columns (~5 ms each for 5 of 500 tables, 1 ms as nested loops over the catalogs'
     indexes). Statements the caller prepared (:class:`Reading`) take a generic plan, made
     once per session instead of at each run. The settings are transaction-local and put back
-    once reflection has read what it needs; a reflection that raises leaves them to its
-    transaction's rollback.
+    once reflection has read what it needs (unless ``restore`` is False: the transaction ends
+    next, and they with it); a reflection that raises leaves them to its transaction's
+    rollback.
     """
     if conn.dialect.name != "postgresql":
         yield
         return
     before = conn.execute(_JOINS_OFF).one()
     yield
+    if not restore:
+        return
     conn.execute(
         _JOINS_BACK,
         {
@@ -1038,7 +1045,9 @@ def reflect_schema(
     few = only is not None and len(only) <= _FEW_TABLES
     with (
         warnings.catch_warnings(),
-        _plans_for_few_tables(conn) if few else contextlib.nullcontext(),
+        _plans_for_few_tables(conn, not reading.last_in_transaction)
+        if few
+        else contextlib.nullcontext(),
     ):
         # SQLite's indexes on expressions are read from their CREATE INDEX text instead.
         warnings.filterwarnings("ignore", "Skipped unsupported reflection", sa.exc.SAWarning)

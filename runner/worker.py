@@ -259,7 +259,7 @@ class Worker:
                         "schema",
                         index=-1,
                         revision=step.up_revision_id,
-                        delta=self._reflect_changes(ctx.connection),
+                        delta=self._reflect_changes(ctx.connection, ctx),
                     )
                 # Reported once its transaction has ended (committed), not before. In an
                 # "external" transaction (env.py used the connection before configure())
@@ -397,7 +397,7 @@ class Worker:
         )
         return schema.to_dict()
 
-    def _reflect_changes(self, conn: Any) -> dict[str, Any]:
+    def _reflect_changes(self, conn: Any, ctx: Any) -> dict[str, Any]:
         """What changed since the previous revision: re-read only the tables it touched, so
         recording every revision of a chain costs what the revisions touched, not the whole
         schema each time. The event triggers tell which (:mod:`runner.ddlwatch`); without
@@ -443,7 +443,12 @@ class Worker:
         # run prepared. No type reported, no enum changed (once they were read: env.py may
         # have made some before the watch began).
         enums = seen is None or seen.types or self.enums is None
-        reading = Reading(execute=watch.execute if watch is not None else None, enums=enums)
+        reading = Reading(
+            execute=watch.execute if watch is not None else None,
+            enums=enums,
+            # Alembic commits the revision's own transaction once on_version_apply returns.
+            last_in_transaction=not getattr(ctx, "_in_external_transaction", False),
+        )
         with watch.preparing() if watch is not None else contextlib.nullcontext():
             schema = reflect_schema(
                 conn, schemas=schemas, exclude_tables=excluded, only=changed, reading=reading

@@ -23,7 +23,14 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Engine
 
 from runner.drift import Finding, FindingKind, diff, summarize
-from runner.schema import FOR_DIFF, Schema, reflect_schema, schema_from_metadata, table_digest
+from runner.schema import (
+    FOR_DIFF,
+    Reading,
+    Schema,
+    reflect_schema,
+    schema_from_metadata,
+    table_digest,
+)
 from runner.sqltext import normalize_default, normalize_sql
 from tests.projects import LINEAR_HEAD, LINEAR_REVISIONS, copy_project
 
@@ -528,8 +535,20 @@ def test_a_few_tables_are_reflected_with_index_lookups_and_the_settings_put_back
         sa.event.remove(conn, "before_cursor_execute", settings)
         after = conn.exec_driver_sql(JOIN_SETTINGS).one()
         assert tuple(after) == ("on", "off")
+        # The last reading of a transaction (the snapshot build's, before the revision's
+        # commit) leaves them to the transaction's end instead of sending a statement more.
+        last = reflect_schema(
+            conn,
+            schemas=("few",),
+            only=[("few", "t0001"), ("few", "t0002")],
+            reading=Reading(last_in_transaction=True),
+        )
+        assert tuple(conn.exec_driver_sql(JOIN_SETTINGS).one()) == ("off", "off")
+        conn.rollback()
+        assert tuple(conn.exec_driver_sql(JOIN_SETTINGS).one()) == ("on", "on")
     assert full == whole
     assert some.tables == {key: full.tables[key] for key in [("few", "t0001"), ("few", "t0002")]}
+    assert last == some
 
 
 # Normalisation of SQL text (pure): what PostgreSQL deparses vs what SQLAlchemy compiles.
