@@ -634,7 +634,7 @@ _PG_INDEXES_SQL = f"""
     JOIN pg_catalog.pg_class t ON t.oid = x.indrelid
     JOIN pg_catalog.pg_namespace n ON n.oid = t.relnamespace
     WHERE n.nspname = :schema AND t.relkind IN ('r', 'p')
-      AND (:all_tables OR t.relname = ANY(:names))
+      AND {{tables}}
       AND {_NOT_BEHIND_A_CONSTRAINT}
     """
 _PG_INDEX_DEFINITION = """pg_catalog.pg_get_indexdef(x.indexrelid),
@@ -650,7 +650,7 @@ _PG_CONSTRAINTS_SQL = f"""
     JOIN pg_catalog.pg_class t ON t.oid = c.conrelid
     JOIN pg_catalog.pg_namespace n ON n.oid = t.relnamespace
     WHERE n.nspname = :schema AND c.contype IN ('p', 'u', 'c', 'f', 'x')
-      AND (:all_tables OR t.relname = ANY(:names))
+      AND {{tables}}
     """
 _PG_COLUMNS_SQL = """
     SELECT part, table_name, name, NULL::boolean, NULL::text, NULL::text, NULL::text, type,
@@ -666,7 +666,7 @@ _PG_COLUMNS_SQL = """
            ON td.objoid = t.oid AND td.objsubid = 0
           AND td.classoid = 'pg_catalog.pg_class'::pg_catalog.regclass
     WHERE n.nspname = :schema AND t.relkind IN ('r', 'p')
-      AND (:all_tables OR t.relname = ANY(:names))
+      AND {tables}
     UNION ALL
     SELECT 'c', t.relname, a.attname, pg_catalog.format_type(a.atttypid, a.atttypmod),
            CASE WHEN a.attcollation <> 0 AND a.attcollation <> ty.typcollation
@@ -706,33 +706,46 @@ _PG_COLUMNS_SQL = """
           AND dep.refobjid IN (
               SELECT t.oid FROM pg_catalog.pg_class t
               JOIN pg_catalog.pg_namespace n ON n.oid = t.relnamespace
-              WHERE n.nspname = :schema AND (:all_tables OR t.relname = ANY(:names)))
+              WHERE n.nspname = :schema AND {tables})
         ORDER BY dep.refobjid, dep.refobjsubid, q.seqrelid
     ) s ON s.refobjid = t.oid AND s.refobjsubid = a.attnum
     WHERE n.nspname = :schema AND t.relkind IN ('r', 'p') AND a.attnum > 0
-      AND NOT a.attisdropped AND (:all_tables OR t.relname = ANY(:names))
+      AND NOT a.attisdropped AND {tables}
     ) AS columns (part, table_name, name, type, collated, generated, identity,
                   expression, serial, seqstart, seqincrement, seqmin, seqmax, seqcache,
                   seqcycle, comment)
     """
-#: The statement by whether it reads the server's definitions.
+# A few tables by name (the snapshot build's, after each revision: a generic plan that looks
+# them up by index), or every table of the schema (verify's).
+_NAMED_TABLES = "t.relname = ANY(:names)"
+_EVERY_TABLE = "true"
+
+
+def _pg_catalog_statement(server_text: bool, tables: str) -> TextClause:
+    if server_text:
+        parts = [
+            _PG_INDEXES_SQL.format(definition=_PG_INDEX_DEFINITION, tables=tables),
+            _PG_CONSTRAINTS_SQL.format(
+                definition="pg_catalog.pg_get_constraintdef(c.oid)", tables=tables
+            ),
+            _PG_COLUMNS_SQL.format(tables=tables),
+        ]
+    else:
+        parts = [
+            _PG_INDEXES_SQL.format(definition="NULL::text, NULL::text", tables=tables),
+            _PG_CONSTRAINTS_SQL.format(definition="NULL::text", tables=tables),
+        ]
+    union = "UNION ALL".join(parts)
+    return text(f"SELECT {_PG_CATALOG_COLUMNS} FROM ({union}) AS catalog ({_PG_CATALOG_COLUMNS})")
+
+
+#: The statement by whether it reads the server's definitions and whether tables are named.
 _PG_CATALOG = {
-    True: text(
-        f"SELECT {_PG_CATALOG_COLUMNS} FROM ("
-        + _PG_INDEXES_SQL.format(definition=_PG_INDEX_DEFINITION)
-        + "UNION ALL"
-        + _PG_CONSTRAINTS_SQL.format(definition="pg_catalog.pg_get_constraintdef(c.oid)")
-        + "UNION ALL"
-        + _PG_COLUMNS_SQL
-        + f") AS catalog ({_PG_CATALOG_COLUMNS})"
-    ),
-    False: text(
-        f"SELECT {_PG_CATALOG_COLUMNS} FROM ("
-        + _PG_INDEXES_SQL.format(definition="NULL::text, NULL::text")
-        + "UNION ALL"
-        + _PG_CONSTRAINTS_SQL.format(definition="NULL::text")
-        + f") AS catalog ({_PG_CATALOG_COLUMNS})"
-    ),
+    (server_text, named): _pg_catalog_statement(
+        server_text, _NAMED_TABLES if named else _EVERY_TABLE
+    )
+    for server_text in (True, False)
+    for named in (True, False)
 }
 _SERIALS = {"integer": "serial", "bigint": "bigserial", "smallint": "smallserial"}
 
@@ -775,7 +788,7 @@ def _pg_catalog(
     # definitions of every column, index and constraint. Two queries whatever the number of
     # tables (one when the enums are not read).
     namespace = schema if schema is not None else inspector.default_schema_name
-    params = {"schema": namespace, "all_tables": names is None, "names": list(names or ())}
+    params = {"schema": namespace, "names": list(names or ())}
     execute = reading.execute or conn.execute
     enums = tuple(
         Enum(schema, item["name"], tuple(item["labels"]))
@@ -792,7 +805,7 @@ def _pg_catalog(
     table_text: dict[str, tuple[str | None, str | None]] = {}
     column_text: dict[tuple[str, str], tuple[str, str | None]] = {}
     server_text = reading.server_text
-    for row in execute(_PG_CATALOG[server_text], params):
+    for row in execute(_PG_CATALOG[(server_text, names is not None)], params):
         part, table_name, name, definition = row.part, row.table_name, row.name, row.definition
         if part == "i":
             kinds.add("i")
