@@ -8,9 +8,13 @@ role may create event triggers (a superuser: the embedded server, a throwaway te
 table of the replay's session instead, and :meth:`DdlWatch.changes` turns them into tables:
 
 * a reported table, index, constraint, trigger or column default is its table's change;
-* so is whatever refers to a reported object (``pg_depend``), because its text names it: a
-  foreign key naming a renamed table or column, a default naming a renamed sequence or type,
-  a partition or child of an altered parent; and the table a reported sequence belongs to;
+* so is every partition and child below a reported table, and the table a reported sequence
+  belongs to;
+* so is whatever refers to a reported object that may have a new name (``pg_depend``),
+  because its text names it: a foreign key naming a renamed table or column, a default naming
+  a renamed sequence or type. A plain table still named as when it was last read was altered,
+  not renamed, and what names it reads the same; a partitioned table or a partition always
+  counts as renamed (attaching a partition copies the foreign keys naming its parent);
 * a dropped column, constraint, trigger or default names its table; a dropped index is looked
   up among the indexes reflected so far.
 
@@ -134,10 +138,11 @@ _TAKE = text(
 # partitions (their columns and constraints follow the parent's); and, for an object whose
 # name may have changed, what names it (pg_depend): a foreign key naming a renamed table or
 # column, a default naming a renamed sequence or type, a column of a renamed row type. A
-# reported table still named as when it was last read (``namespaces``/``names``, NULL when
-# not a table or not known) was altered, not renamed: what refers to it reads the same (an
-# altered table's ~5 referencing tables, re-read for nothing, were half the snapshot
-# build's reflection on a real chain).
+# reported plain table still named as when it was last read (``namespaces``/``names``, NULL
+# when not a table or not known) was altered, not renamed: what refers to it reads the same
+# (an altered table's ~5 referencing tables, re-read for nothing, were half the snapshot
+# build's reflection on a real chain). A partitioned table or a partition always takes the
+# full path: a partition attached to it gets a copy of each foreign key naming it.
 _TOUCHED = text(
     """
     WITH RECURSIVE reported(classid, objid, namespace, name) AS (
@@ -148,7 +153,10 @@ _TOUCHED = text(
         WHERE r.name IS NULL OR NOT EXISTS (
             SELECT FROM pg_catalog.pg_class c
             JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-            WHERE c.oid = r.objid AND n.nspname = r.namespace AND c.relname = r.name)
+            WHERE c.oid = r.objid AND n.nspname = r.namespace AND c.relname = r.name
+              -- A partitioned table or a partition: attaching a partition gives every
+              -- foreign key naming the parent a copy naming the partition, on its own table.
+              AND c.relkind <> 'p' AND NOT c.relispartition)
     ), named AS (
         SELECT classid, objid FROM renamed
         UNION
@@ -270,6 +278,8 @@ def _prepared(statement: TextClause, conn: Connection) -> _Prepared:
 _A_READ = re.compile(r"\s*(SELECT|WITH)\b", re.IGNORECASE)
 _SAVEPOINT = "alembic_deploy_prepare"
 _PARAMETER_TYPES = {str: "text", bool: "boolean", int: "bigint", float: "double precision"}
+# An IN list of parameters, as PREPARE's body has it: ($3, $4, $5).
+_IN_LIST = re.compile(r"\(\$\d+(?:, \$\d+)*\)")
 
 
 # Reported objects that cannot create, alter or drop an enum.
@@ -336,8 +346,9 @@ class DdlWatch:
     #: prepare (by name).
     forms: dict[str, _Prepared] = field(default_factory=dict)
     unpreparable: set[str] = field(default_factory=set)
-    #: The type given to a parameter the server could not type, by the parameter's name.
-    declared: dict[str, str] = field(default_factory=dict)
+    #: The types given to parameters the server could not type: by statement (its IN lists
+    #: collapsed), then by parameter name.
+    declared: dict[str, dict[str, str]] = field(default_factory=dict)
 
     @classmethod
     def install(cls, conn: Connection) -> DdlWatch | None:
@@ -473,15 +484,20 @@ class DdlWatch:
             sa_event.remove(self.conn, "before_cursor_execute", prepare)
 
     def _prepare(self, cursor: Any, form: _Prepared, parameters: Mapping[str, Any]) -> bool:
-        # A parameter the server cannot type from its context (a key of json_build_object in
-        # SQLAlchemy's column query) is declared with its value's type, the others left to
-        # the server ("unknown"): a text parameter compared with a name column keeps its
-        # index.
-        # SQLAlchemy names a statement's parameters the same whatever the length of its IN
-        # lists: what one of its forms needed declared, the others get at once.
-        declared = {
-            i: self.declared[name] for i, name in enumerate(form.params, 1) if name in self.declared
-        }
+        """PREPARE ``form`` in a savepoint; False: the server will not, and it runs as text.
+
+        A parameter the server cannot type from its context (a key of json_build_object in
+        SQLAlchemy's column query: SQLSTATE 42P18) is declared with its value's type and the
+        PREPARE tried again, the others left to the server ("unknown"): a text parameter
+        compared with a name column keeps its index. Another refusal of the statement (class
+        42, or 0A000) leaves it unprepared; anything else (a cancel, a lost connection) is
+        raised, after the savepoint is rolled back.
+        """
+        # The same statement with IN lists of other lengths (SQLAlchemy names their
+        # parameters apart) gets at once what its first form needed declared.
+        family = _IN_LIST.sub("(...)", form.body)
+        known = self.declared.setdefault(family, {})
+        declared = {i: known[name] for i, name in enumerate(form.params, 1) if name in known}
         guarded = not cursor.connection.autocommit
         while True:
             types = [declared.get(i, "unknown") for i in range(1, len(form.params) + 1)]
@@ -494,7 +510,10 @@ class DdlWatch:
                 if guarded:
                     cursor.execute(f"ROLLBACK TO SAVEPOINT {_SAVEPOINT}")
                     cursor.execute(f"RELEASE SAVEPOINT {_SAVEPOINT}")
-                untyped = re.search(r"data type of parameter \$(\d+)", str(exc))
+                code = getattr(exc, "pgcode", None) or ""
+                if not (code.startswith("42") or code == "0A000"):
+                    raise
+                untyped = re.search(r"\$(\d+)", str(exc)) if code == "42P18" else None
                 position = int(untyped.group(1)) if untyped is not None else 0
                 kind = None
                 if 0 < position <= len(form.params) and position not in declared:
@@ -502,7 +521,7 @@ class DdlWatch:
                 if kind is None:
                     self.unpreparable.add(form.name)
                     return False
-                declared[position] = self.declared[form.params[position - 1]] = kind
+                declared[position] = known[form.params[position - 1]] = kind
         if guarded:
             cursor.execute(f"RELEASE SAVEPOINT {_SAVEPOINT}")
         self.prepared.add(form.name)

@@ -91,18 +91,23 @@ class Graph:
 
     def ancestors(self, heads: Sequence[str]) -> set[str]:
         """The revisions a database at ``heads`` has applied (heads included)."""
-        lineage = self._lineages()
         found: set[str] = set()
         for head in heads:
-            rev = self._map.get_revision(head)
-            if isinstance(rev, Revision):
-                found |= lineage[rev.revision]
+            found.update(
+                rev.revision
+                for rev in self._map.iterate_revisions(head, "base")
+                if isinstance(rev, Revision)
+            )
         return found
 
-    def _lineages(self) -> Mapping[str, frozenset[str]]:
-        # Every revision's ancestry at once, parents and dependencies first: walking Alembic's
-        # map from each revision down to base costs a whole walk per revision, which the
-        # snapshot build, asking for every revision, paid quadratically.
+    def lineages(self) -> Mapping[str, frozenset[str]]:
+        """:meth:`ancestors` of every revision at once, parents and dependencies first.
+
+        For a caller that asks about every revision (the snapshot build): one walk of
+        Alembic's map per revision would be quadratic. The sets hold one entry per ancestor,
+        so a long chain's lineages take memory quadratic in its length; a single question is
+        :meth:`ancestors`'s.
+        """
         if self._lineage is None:
             lineage: dict[str, frozenset[str]] = {}
             for revision in self.topological():
@@ -110,7 +115,7 @@ class Graph:
                 for parent in self.files[revision].down_revisions:
                     found |= lineage[parent]
                 for dependency in self.files[revision].dependencies:
-                    # A dependency may name a branch label or an id prefix.
+                    # A dependency may name a branch label.
                     rev = self._map.get_revision(dependency)
                     if isinstance(rev, Revision):
                         found |= lineage[rev.revision]

@@ -1044,7 +1044,8 @@ def reflect_schema(
     PostgreSQL (with the server's definitions or without them, as verify's :data:`FOR_DIFF`
     reads), after a few lookups SQLAlchemy caches once per dialect (its index
     query goes in batches of 3,000 tables); two more set and restore the planner's join methods
-    when ``only`` names a few tables (:func:`_plans_for_few_tables`). SQLite's dialect has
+    when ``only`` names a few tables (:func:`_plans_for_few_tables`; one when ``reading`` is
+    the last of its transaction). SQLite's dialect has
     no bulk queries and loops per table. Tables named in ``exclude_tables`` are skipped in
     every schema; views are not reflected. With ``schemas=(None,)`` the result's keys have
     schema None.

@@ -311,9 +311,10 @@ def build_snapshot(
         states[key] = (tuple(sorted(table_ids)), tuple(sorted(enum_ids)))
 
     groups: list[list[str]] = []
-    done: set[str] = set()
+    done: frozenset[str] = frozenset()
+    lineages = graph.lineages()
     for revision in graph.topological():
-        needed = graph.ancestors((revision,))
+        needed = lineages[revision]
         if not groups or done != needed - {revision}:
             groups.append([])  # another branch is applied here: start from an empty database
         groups[-1].append(revision)
@@ -348,7 +349,7 @@ def build_snapshot(
         applied: set[str] = set()
         for revision in found.applied:
             applied.add(revision)
-            if revision not in group or applied != graph.ancestors((revision,)):
+            if revision not in group or applied != lineages[revision]:
                 continue  # another branch's revision, or one recorded by an earlier group
             record(state_key((revision,)), found.revisions[revision])
             parents = graph.parents(revision)

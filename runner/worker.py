@@ -165,8 +165,8 @@ class Worker:
         self.known: set[Any] = set()
         #: None until read (a revision that reports no type keeps them once they are).
         self.enums: list[Any] | None = None
-        #: The schemas reflected, listed again only after a revision the watch could not
-        #: follow (which a created, renamed or dropped schema is).
+        #: The schemas reflected, listed again only after a revision that made a schema or
+        #: that the watch could not follow (a renamed or dropped schema is one).
         self.listed: tuple[str | None, ...] | None = None
         self.watch: Any = None
         #: Whether the parent has answered a commit request since env.py's ``configure()``:

@@ -132,6 +132,21 @@ def test_an_altered_parent_touches_every_partition_and_child_below_it(conn: Conn
         ddl=True,
         types=False,
     )
+    # A partition attached: each foreign key naming the parent gets a copy naming the
+    # partition, on the referencing table, which is read again too.
+    _revision(
+        conn,
+        watch,
+        "CREATE TABLE keyed (id integer, k integer, PRIMARY KEY (id, k)) PARTITION BY RANGE (k)",
+        "CREATE TABLE keyed_1 PARTITION OF keyed FOR VALUES FROM (0) TO (10)",
+        "CREATE TABLE user_of (kid integer, kk integer, FOREIGN KEY (kid, kk) REFERENCES keyed)",
+        "CREATE TABLE keyed_2 (id integer NOT NULL, k integer NOT NULL)",
+    )
+    attached = _revision(
+        conn, watch, "ALTER TABLE keyed ATTACH PARTITION keyed_2 FOR VALUES FROM (10) TO (20)"
+    )
+    assert attached is not None
+    assert {(None, "keyed"), (None, "keyed_2"), (None, "user_of")} <= attached.touched
     inherited = _revision(conn, watch, "ALTER TABLE parent ADD CONSTRAINT positive CHECK (id > 0)")
     assert inherited == Changes(
         touched=frozenset({(None, "parent"), (None, "heir")}),
@@ -205,7 +220,7 @@ def test_a_statement_the_server_will_not_prepare_runs_as_it_is(conn: Connection)
             assert found.scalar_one() == {"one": 1}
         assert conn.exec_driver_sql("SELECT 1").scalar_one() == 1
     assert len(watch.unpreparable) == 1
-    assert watch.declared == {"k": "text"}
+    assert list(watch.declared.values()) == [{}, {"k": "text"}]
 
 
 def test_the_watch_gives_up_where_it_cannot_follow(conn: Connection, pg_engine: Engine) -> None:
