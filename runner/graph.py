@@ -42,7 +42,6 @@ class Graph:
         self.locations: tuple[str, ...] = tuple(locations)
         _check_references(files)
         self._map = RevisionMap(lambda: [_revision(f) for f in files])
-        self._lineage: dict[str, frozenset[str]] | None = None
         try:
             self.heads: tuple[str, ...] = tuple(sorted(self._map.heads))
         except (RevisionError, CommandError) as exc:
@@ -108,20 +107,18 @@ class Graph:
         so a long chain's lineages take memory quadratic in its length; a single question is
         :meth:`ancestors`'s.
         """
-        if self._lineage is None:
-            lineage: dict[str, frozenset[str]] = {}
-            for revision in self.topological():
-                found = {revision}
-                for parent in self.files[revision].down_revisions:
-                    found |= lineage[parent]
-                for dependency in self.files[revision].dependencies:
-                    # A dependency may name a branch label.
-                    rev = self._map.get_revision(dependency)
-                    if isinstance(rev, Revision):
-                        found |= lineage[rev.revision]
-                lineage[revision] = frozenset(found)
-            self._lineage = lineage
-        return self._lineage
+        lineage: dict[str, frozenset[str]] = {}
+        for revision in self.topological():
+            found = {revision}
+            for parent in self.files[revision].down_revisions:
+                found |= lineage[parent]
+            for dependency in self.files[revision].dependencies:
+                # A dependency may name a branch label.
+                rev = self._map.get_revision(dependency)
+                if isinstance(rev, Revision):
+                    found |= lineage[rev.revision]
+            lineage[revision] = frozenset(found)
+        return lineage
 
     def pending(self, db_heads: Sequence[str], target: str) -> tuple[str, ...]:
         """Revisions between the database heads and ``target``, oldest first."""

@@ -252,6 +252,10 @@ class Worker:
                 # Inside the revision's transaction, before its commit: the parent's say-so.
                 if gate:
                     self._may_commit(ctx.connection, step.up_revision_id)
+                # Reported once its transaction has ended (committed), not before. In an
+                # "external" transaction (env.py used the connection before configure())
+                # every revision commits only at the end of the run.
+                self.external = bool(getattr(ctx, "_in_external_transaction", False))
                 if self.job.get("reflect_each"):
                     # The schema this revision leaves, seen from its own transaction: only
                     # the tables it changed, on top of the previous revision's.
@@ -259,12 +263,8 @@ class Worker:
                         "schema",
                         index=-1,
                         revision=step.up_revision_id,
-                        delta=self._reflect_changes(ctx.connection, ctx),
+                        delta=self._reflect_changes(ctx.connection),
                     )
-                # Reported once its transaction has ended (committed), not before. In an
-                # "external" transaction (env.py used the connection before configure())
-                # every revision commits only at the end of the run.
-                self.external = bool(getattr(ctx, "_in_external_transaction", False))
                 self.committing.append(
                     {
                         "revision": step.up_revision_id,
@@ -397,7 +397,7 @@ class Worker:
         )
         return schema.to_dict()
 
-    def _reflect_changes(self, conn: Any, ctx: Any) -> dict[str, Any]:
+    def _reflect_changes(self, conn: Any) -> dict[str, Any]:
         """What changed since the previous revision: re-read only the tables it touched, so
         recording every revision of a chain costs what the revisions touched, not the whole
         schema each time. The event triggers tell which (:mod:`runner.ddlwatch`); without
@@ -447,7 +447,7 @@ class Worker:
             execute=watch.execute if watch is not None else None,
             enums=enums,
             # Alembic commits the revision's own transaction once on_version_apply returns.
-            last_in_transaction=not getattr(ctx, "_in_external_transaction", False),
+            last_in_transaction=not self.external,
         )
         with watch.preparing() if watch is not None else contextlib.nullcontext():
             schema = reflect_schema(
