@@ -109,12 +109,10 @@ _HOLDER_SQL = text(
 
 
 class LockProof(TypedDict):
-    """Which session holds which advisory lock: what another session checks it by."""
+    """What another session checks the lock by: a second advisory lock, on a random key,
+    that the lock's session took right after the lock and gives up only with it."""
 
-    classid: int  # the key's high 32 bits, as pg_locks shows them
-    objid: int  # and its low 32 bits
-    pid: int
-    since: str  # the session's backend_start (ISO 8601): a pid is reused once it ended
+    witness: int  # a signed 64-bit advisory key that no other session knows
 
 
 # Whether this session holds the lock (the runner's watch, on its lock connection).
@@ -122,28 +120,21 @@ _HELD_SQL = text(
     f"SELECT EXISTS (SELECT FROM pg_catalog.pg_locks l "
     f"WHERE l.pid = pg_catalog.pg_backend_pid() AND {_LOCK_ROW})"
 )
-# Whether the session ``proof`` names still holds the lock, as any session of the server sees
-# it. The statistics snapshot is cleared first (the materialized CTE runs before the rest): a
-# transaction that read session statistics before keeps them, and a reused pid would show
-# the old session's start time.
-_HELD_BY_SQL = text(
-    f"""
-    WITH fresh AS MATERIALIZED (SELECT pg_catalog.pg_stat_clear_snapshot())
-    SELECT EXISTS (SELECT FROM pg_catalog.pg_locks l WHERE l.pid = :pid AND {_LOCK_ROW})
-       -- One session's row, not the pg_stat_activity view (every session, twice the time).
-       AND EXISTS (
-               SELECT FROM pg_catalog.pg_stat_get_activity(:pid) a
-               WHERE a.backend_start = CAST(:since AS timestamptz))
-    FROM fresh
-    """
-)
+# Whether the witness is still held, as any session of the server sees it: a shared
+# transaction lock on it can be had only when no session holds it. The witness is random,
+# so the session holding it is the runner's lock session; that session took it right after
+# the lock and gives up the lock only after it (or with it, when the session ends), so while
+# the witness is held so is the lock. A lock-manager call: a few microseconds in the server,
+# where reading pg_locks and pg_stat_activity took ~1 ms before each commit. When the check
+# fails it holds the witness until the transaction ends, which the failure rolls back.
+_HELD_BY_SQL = text("SELECT NOT pg_catalog.pg_try_advisory_xact_lock_shared(:witness)")
 
 
 def still_held(conn: Connection, proof: LockProof) -> bool:
     """Whether the lock ``proof`` describes is still held by its session, seen from ``conn``
     (the worker's, before a commit). False when it is not, or when ``conn`` is on another
     server."""
-    return bool(conn.execute(_HELD_BY_SQL, dict(proof)).scalar())
+    return bool(conn.execute(_HELD_BY_SQL, {"witness": proof["witness"]}).scalar())
 
 
 class PostgresAdvisoryLocker:
@@ -233,14 +224,11 @@ class PostgresAdvisoryLocker:
                 hint="point --direct-url / DIRECT_DATABASE_URL at the database itself "
                 "(bypassing the pooler); it is then used for all of the runner's work",
             )
-        if held["since"] is not None:  # this session's start time (its own row always has it)
-            parts = self._key_parts()
-            self._proof = LockProof(
-                classid=parts["classid"],
-                objid=parts["objid"],
-                pid=after,
-                since=str(held["since"]),
-            )
+        try:
+            self._take_witness(conn)
+        except BaseException:
+            self._close()  # the server frees the session's locks with it
+            raise
         log.info(
             "lock.acquired",
             lock=self.name,
@@ -274,6 +262,13 @@ class PostgresAdvisoryLocker:
     def proof(self) -> LockProof | None:
         return self._proof
 
+    def _take_witness(self, conn: Connection) -> None:
+        """Hold a second advisory lock on a random key beside the lock (:func:`still_held`).
+        Not taken (a collision, one in 2**64): the worker then asks this process instead."""
+        witness = int.from_bytes(os.urandom(8), "big", signed=True)
+        if conn.execute(select(func.pg_try_advisory_lock(witness))).scalar():
+            self._proof = LockProof(witness=witness)
+
     def _server_answers(self) -> bool:
         """Whether a fresh connection works (a lost lock session, not a lost server)."""
         try:
@@ -288,6 +283,10 @@ class PostgresAdvisoryLocker:
         if conn is None:
             return
         try:
+            if self._proof is not None:
+                # The witness first: while it is held, a worker takes the lock as held.
+                conn.execute(select(func.pg_advisory_unlock(self._proof["witness"])))
+                self._proof = None
             released = conn.execute(select(func.pg_advisory_unlock(self.key))).scalar()
             if released:
                 log.info("lock.released", lock=self.name)

@@ -89,12 +89,13 @@ def _sleeping(url: str, *, in_shadow: bool = False) -> list[int]:
 
 
 def _advisory_lock_holders(url: str) -> list[tuple[int, str]]:
-    """(pid, application_name) of the sessions holding an advisory lock in this database."""
+    """(pid, application_name) of the sessions holding an advisory lock in this database
+    (the lock session holds two: the lock and its witness, ``runner.lock.LockProof``)."""
     return [
         (int(row[0]), str(row[1]))
         for row in _rows(
             url,
-            "SELECT l.pid, a.application_name FROM pg_locks AS l "
+            "SELECT DISTINCT l.pid, a.application_name FROM pg_locks AS l "
             "JOIN pg_stat_activity AS a ON a.pid = l.pid "
             "WHERE l.locktype = 'advisory' AND l.granted "
             "AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())",

@@ -44,13 +44,34 @@ def test_the_lock_is_seen_held_only_while_its_own_session_holds_it(
     first.acquire()
     proof = first.proof()
     assert proof is not None and seen_held(engine, proof)
-    # The same pid with another start time is another session (a pid is reused).
-    assert not seen_held(engine, {**proof, "since": "2000-01-01T00:00:00+00:00"})
-    # The same session holding another key.
-    assert not seen_held(engine, {**proof, "objid": (int(proof["objid"]) + 1) % 2**32})
+    # Another key (another run's witness) is not this lock.
+    assert not seen_held(engine, {"witness": proof["witness"] ^ 1})
 
     first.release()
     assert first.proof() is None and not seen_held(engine, proof)
+
+
+def test_checking_the_lock_leaves_nothing_held_and_a_failed_check_ends_with_its_transaction(
+    engine: sa.Engine, pg_url: str
+) -> None:
+    first = locker(engine, pg_url)
+    first.acquire()
+    proof = first.proof()
+    assert proof is not None
+    witness_locks = sa.text(
+        "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid()"
+    )
+    try:
+        with engine.begin() as conn:
+            assert still_held(conn, proof)
+            assert conn.execute(witness_locks).scalar() == 0
+    finally:
+        first.release()
+    with engine.connect() as conn:
+        assert not still_held(conn, proof)
+        assert conn.execute(witness_locks).scalar() == 1  # the checker's, until it ends
+        conn.rollback()
+        assert conn.execute(witness_locks).scalar() == 0
 
 
 def test_a_terminated_lock_session_is_not_seen_held_even_once_another_takes_the_lock(
@@ -61,9 +82,11 @@ def test_a_terminated_lock_session_is_not_seen_held_even_once_another_takes_the_
     proof = first.proof()
     assert proof is not None
     with engine.connect() as conn:
+        holder = first.holder(conn)
+        assert holder is not None
         # With a timeout, pg_terminate_backend returns once the session has gone (and the
-        # server has freed its lock).
-        ended = conn.execute(sa.text("SELECT pg_terminate_backend(:pid, 10000)"), proof)
+        # server has freed its locks).
+        ended = conn.execute(sa.text("SELECT pg_terminate_backend(:pid, 10000)"), holder)
         assert ended.scalar() is True
     assert not seen_held(engine, proof)
     second = locker(engine, pg_url)
