@@ -330,7 +330,7 @@ def fingerprint_matches(settings: Settings, conn: Connection, heads: Sequence[st
     """The number of objects fingerprinted when ``conn``'s catalog is the snapshot's clean
     head (same sources, same heads, a trusted server, equal fingerprint); None otherwise."""
     saved = _fresh_record(settings)
-    if saved is None or sorted(heads) != saved.get("heads") or untrusted(conn) is not None:
+    if saved is None or not _at_head(heads, saved.get("heads")) or untrusted(conn) is not None:
         return None
     digest, objects = fingerprint(conn, settings, saved.get("schemas") or [None])
     return objects if digest == saved.get("fingerprint") else None
@@ -409,6 +409,11 @@ def attempt(settings: Settings, report: Any) -> Outcome:
     return Outcome.TAKEN
 
 
+def _at_head(heads: Sequence[str], recorded: Sequence[str] | None) -> bool:
+    """Whether the version table's rows are the snapshot's recorded heads, in any order."""
+    return recorded is not None and sorted(heads) == list(recorded)
+
+
 _NO_VERSION_TABLE = "the database has no version table"
 # Known from the version table: the catalog is not fingerprinted (0.2 s at 2,000 tables).
 _NOT_AT_HEAD = "the database is not at the snapshot's head"
@@ -481,7 +486,7 @@ def _observe_postgres(
             except errors.UndefinedTable:
                 return _NO_VERSION_TABLE
             heads = [str(row[0]) for row in cursor.fetchall()]
-            if sorted(heads) != list(head):
+            if not _at_head(heads, head):
                 return _NOT_AT_HEAD
             cursor.execute("SELECT version(), current_setting('server_version_num')::int")
             banner, number = cursor.fetchone()
@@ -506,7 +511,7 @@ def _observe(
             heads = _version_heads(conn, settings)
             if heads is None:
                 return _NO_VERSION_TABLE
-            if sorted(heads) != list(head):
+            if not _at_head(heads, head):
                 return _NOT_AT_HEAD
             refusal = untrusted(conn)
             if refusal is not None:

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from sqlalchemy.pool import NullPool
 
 from runner.cli import parse_settings
-from runner.lock import PostgresAdvisoryLocker, still_held
+from runner.lock import LockProof, PostgresAdvisoryLocker, still_held
 
 
 @pytest.fixture
@@ -28,7 +28,16 @@ def locker(engine: sa.Engine, pg_url: str) -> PostgresAdvisoryLocker:
     return PostgresAdvisoryLocker(engine, settings)
 
 
-def seen_held(engine: sa.Engine, proof: dict[str, object]) -> bool:
+def acquired(engine: sa.Engine, pg_url: str) -> tuple[PostgresAdvisoryLocker, LockProof]:
+    """A locker that holds the lock, and its proof."""
+    held = locker(engine, pg_url)
+    held.acquire()
+    proof = held.proof()
+    assert proof is not None
+    return held, proof
+
+
+def seen_held(engine: sa.Engine, proof: LockProof) -> bool:
     # As the worker asks: inside a transaction of its own session, which stays usable.
     with engine.begin() as conn:
         held = still_held(conn, proof)
@@ -54,10 +63,7 @@ def test_the_lock_is_seen_held_only_while_its_own_session_holds_it(
 def test_checking_the_lock_leaves_nothing_held_and_a_failed_check_ends_with_its_transaction(
     engine: sa.Engine, pg_url: str
 ) -> None:
-    first = locker(engine, pg_url)
-    first.acquire()
-    proof = first.proof()
-    assert proof is not None
+    first, proof = acquired(engine, pg_url)
     witness_locks = sa.text(
         "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid()"
     )
@@ -77,10 +83,7 @@ def test_checking_the_lock_leaves_nothing_held_and_a_failed_check_ends_with_its_
 def test_a_terminated_lock_session_is_not_seen_held_even_once_another_takes_the_lock(
     engine: sa.Engine, pg_url: str
 ) -> None:
-    first = locker(engine, pg_url)
-    first.acquire()
-    proof = first.proof()
-    assert proof is not None
+    first, proof = acquired(engine, pg_url)
     with engine.connect() as conn:
         holder = first.holder(conn)
         assert holder is not None
@@ -89,11 +92,9 @@ def test_a_terminated_lock_session_is_not_seen_held_even_once_another_takes_the_
         ended = conn.execute(sa.text("SELECT pg_terminate_backend(:pid, 10000)"), holder)
         assert ended.scalar() is True
     assert not seen_held(engine, proof)
-    second = locker(engine, pg_url)
-    second.acquire()
+    second, again = acquired(engine, pg_url)
     try:
-        again = second.proof()
-        assert again is not None and seen_held(engine, again)
+        assert seen_held(engine, again)
         assert not seen_held(engine, proof)
     finally:
         second.release()
