@@ -40,6 +40,8 @@ import warnings
 from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any, BinaryIO
 
+from runner.imports import skip_template_highlighting
+
 if TYPE_CHECKING:
     from runner.lock import LockProof
 
@@ -663,6 +665,7 @@ _PRELOADED = (
 def main(argv: list[str]) -> int:
     """Run one job; the parent reads the outcome from the records, not the exit status."""
     _die_with_parent()
+    skip_template_highlighting()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the runner decides what a Ctrl-C stops
     records_fd, control_fd = int(argv[1]), int(argv[2])
     for fd in (records_fd, control_fd):

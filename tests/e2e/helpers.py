@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Callable
 from pathlib import Path
 
@@ -122,3 +123,21 @@ def clean_head(ini: Path, make_db: Callable[[], str]) -> Schema:
     reference = make_db()
     upgrade_to(ini, reference, "head")
     return physical(reference)
+
+
+def add_revision(ini: Path, revision: str, down: str, body: str) -> None:
+    """Write a revision after ``down`` whose ``upgrade()`` runs ``body`` (``op`` and ``sa``
+    imported)."""
+    versions = ini.parent / "migrations" / "versions"
+    header = (
+        '"""extra revision for a test"""\n'
+        "import sqlalchemy as sa\n"
+        "from alembic import op\n\n"
+        f"revision = {revision!r}\n"
+        f"down_revision = {down!r}\n"
+        "branch_labels = None\n"
+        "depends_on = None\n\n\n"
+        "def upgrade() -> None:\n"
+    )
+    code = header + textwrap.indent(textwrap.dedent(body).strip() + "\n", "    ")
+    (versions / f"{revision}_extra.py").write_text(code)

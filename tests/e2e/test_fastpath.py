@@ -25,7 +25,7 @@ from runner.errors import ExitCode
 from runner.fastpath import server_refusal
 from runner.schema import reflect_schema
 from runner.snapshot import load_snapshot
-from tests.e2e.helpers import chain, execute, upgrade_to
+from tests.e2e.helpers import add_revision, chain, execute, upgrade_to
 from tests.fixtures.cli import CliResult, cli_environ, parse_events, run_cli
 from tests.fixtures.postgres import PostgresServer
 
@@ -135,18 +135,11 @@ def _edit_revision(ini: Path) -> None:
 
 
 def _add_revision(ini: Path) -> None:
-    (ini.parent / "migrations" / "versions" / "aa0000000008_notes.py").write_text(
-        '"""notes"""\n'
-        "from alembic import op\n"
-        "import sqlalchemy as sa\n\n"
-        'revision = "aa0000000008"\n'
-        f'down_revision = "{HEAD}"\n'
-        "branch_labels = None\n"
-        "depends_on = None\n\n\n"
-        "def upgrade() -> None:\n"
-        '    op.create_table("notes", sa.Column("id", sa.Integer(), primary_key=True))\n\n\n'
-        "def downgrade() -> None:\n"
-        '    op.drop_table("notes")\n'
+    add_revision(
+        ini,
+        "aa0000000008",
+        HEAD,
+        'op.create_table("notes", sa.Column("id", sa.Integer(), primary_key=True))',
     )
 
 
@@ -411,22 +404,17 @@ def test_a_prestarted_worker_runs_env_py_in_the_deploys_environment(
     It was started with the runner's environment; env.py must still see the deploy's own
     (PGOPTIONS carrying the DDL lock_timeout, PGAPPNAME tagging its sessions)."""
     ini = project("linear_envurl")
-    versions = ini.parent / "migrations" / "versions"
-    (versions / "aa0000000008_probe.py").write_text(
-        '"""probe"""\n'
-        "from alembic import op\n\n"
-        'revision = "aa0000000008"\n'
-        f'down_revision = "{HEAD}"\n'
-        "branch_labels = None\n"
-        "depends_on = None\n\n\n"
-        "def upgrade() -> None:\n"
-        "    op.execute(\n"
-        '        "CREATE TABLE probe AS SELECT "\n'
-        "        \"current_setting('lock_timeout') AS lock_timeout, \"\n"
-        "        \"current_setting('application_name') AS application_name\"\n"
-        "    )\n\n\n"
-        "def downgrade() -> None:\n"
-        '    op.drop_table("probe")\n'
+    add_revision(
+        ini,
+        "aa0000000008",
+        HEAD,
+        """
+        op.execute(
+            "CREATE TABLE probe AS SELECT "
+            "current_setting('lock_timeout') AS lock_timeout, "
+            "current_setting('application_name') AS application_name"
+        )
+        """,
     )
     url = make_db()
     env = {"DATABASE_URL": url}

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import textwrap
 from collections.abc import Callable
 from pathlib import Path
 
@@ -10,7 +9,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.pool import NullPool
 
 from runner.errors import ExitCode
-from tests.e2e.helpers import chain, db_revisions, heads, indexes, upgrade_to
+from tests.e2e.helpers import add_revision, chain, db_revisions, heads, indexes, upgrade_to
 from tests.fixtures.cli import run_cli
 
 Project = Callable[[str], Path]
@@ -87,22 +86,6 @@ def test_database_on_two_branches_continues_both(pg_url: str, project: Project) 
     assert db_revisions(pg_url) == heads(ini)
 
 
-def _add_revision(ini: Path, revision: str, down: str, body: str) -> None:
-    versions = ini.parent / "migrations" / "versions"
-    header = (
-        '"""extra revision for a test"""\n'
-        "import sqlalchemy as sa\n"
-        "from alembic import op\n\n"
-        f"revision = {revision!r}\n"
-        f"down_revision = {down!r}\n"
-        "branch_labels = None\n"
-        "depends_on = None\n\n\n"
-        "def upgrade() -> None:\n"
-    )
-    code = header + textwrap.indent(textwrap.dedent(body).strip() + "\n", "    ")
-    (versions / f"{revision}_extra.py").write_text(code)
-
-
 def test_a_revision_file_that_does_not_import_is_a_graph_error(
     pg_url: str, project: Project
 ) -> None:
@@ -118,7 +101,7 @@ def test_create_index_concurrently_does_not_deadlock_against_the_lock(
     pg_url: str, project: Project
 ) -> None:
     ini = project("linear")
-    _add_revision(
+    add_revision(
         ini,
         "ee0000000008",
         chain(ini)[-1],

@@ -26,6 +26,7 @@ from sqlalchemy.pool import NullPool
 
 from runner.errors import ExitCode
 from tests.e2e.helpers import (
+    add_revision,
     advisory_locks,
     db_revisions,
     execute,
@@ -597,3 +598,36 @@ def test_without_createdb_every_command_falls_back_cleanly(
     error = adopted.one("revisions.refused")["error"]
     assert "no snapshot or shadow replay is available" in error, error
     assert db_revisions(unstamped) == []
+
+
+@pytest.mark.skipif(importlib.util.find_spec("pygments") is None, reason="needs Pygments")
+def test_a_worker_leaves_pygments_unloaded_yet_a_revision_may_import_it(
+    project: Project, tmp_path: Path
+) -> None:
+    """Alembic's Mako would load Pygments' lexers in every worker (30-50 ms); the worker
+    loads Mako without them (runner.imports), and the user's code still imports them."""
+    ini = project("linear")
+    add_revision(
+        ini,
+        "zz0000000001",
+        LINEAR_HEAD,
+        """
+        import sys
+
+        before = "pygments" in sys.modules
+        import mako.ext.pygmentplugin  # noqa: F401
+
+        after = "pygments" in sys.modules
+        op.execute(f"CREATE TABLE probe AS SELECT {int(before)} AS before, {int(after)} AS after")
+        """,
+    )
+    url = f"sqlite:///{tmp_path / 'app.db'}"
+    migrated = run_cli("migrate", "--config", str(ini), env={"DATABASE_URL": url})
+    assert migrated.returncode == ExitCode.OK, migrated
+    engine = create_engine(url, poolclass=NullPool)
+    try:
+        with engine.connect() as conn:
+            row = conn.execute(text("SELECT before, after FROM probe")).one()
+    finally:
+        engine.dispose()
+    assert tuple(row) == (0, 1), row
