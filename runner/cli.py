@@ -40,7 +40,7 @@ from runner.errors import (
     Interrupted,
     PendingRevisionsError,
 )
-from runner.imports import skip_template_highlighting
+from runner.imports import resume_collection, skip_template_highlighting
 from runner.launch import check_command, exec_app
 from runner.logs import configure_logging, get_logger
 from runner.report import DeployReport
@@ -277,6 +277,8 @@ def _dispatch(settings: Settings, report: DeployReport, started: float, out: Tex
             supervise.prestart()
         check_urls(settings)
     from runner.pipeline import deploy, inspect_database, plan_sql, write_snapshot
+
+    resume_collection()  # the libraries are in: from here on, the runner's work makes garbage
 
     if settings.command is Command.SNAPSHOT:
         write_snapshot(settings)

@@ -40,7 +40,7 @@ import warnings
 from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any, BinaryIO
 
-from runner.imports import skip_template_highlighting
+from runner.imports import pause_collection, resume_collection, skip_template_highlighting
 
 if TYPE_CHECKING:
     from runner.lock import LockProof
@@ -665,6 +665,7 @@ _PRELOADED = (
 def main(argv: list[str]) -> int:
     """Run one job; the parent reads the outcome from the records, not the exit status."""
     _die_with_parent()
+    pause_collection()
     skip_template_highlighting()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the runner decides what a Ctrl-C stops
     records_fd, control_fd = int(argv[1]), int(argv[2])
@@ -675,6 +676,7 @@ def main(argv: list[str]) -> int:
     control = os.fdopen(control_fd, "rb")
     channel = Channel(records, control)
     _preload()
+    resume_collection()  # before the job: env.py, the app and the revisions run as usual
     job = channel.receive()
     environ = job.get("environ")
     if environ is not None:

@@ -601,24 +601,31 @@ def test_without_createdb_every_command_falls_back_cleanly(
 
 
 @pytest.mark.skipif(importlib.util.find_spec("pygments") is None, reason="needs Pygments")
-def test_a_worker_leaves_pygments_unloaded_yet_a_revision_may_import_it(
+def test_a_worker_imports_lean_and_runs_the_users_code_as_usual(
     project: Project, tmp_path: Path
 ) -> None:
     """Alembic's Mako would load Pygments' lexers in every worker (30-50 ms); the worker
-    loads Mako without them (runner.imports), and the user's code still imports them."""
+    loads Mako without them (runner.imports), and the user's code still imports them. The
+    worker imports its libraries with the garbage collector paused; the user's code runs
+    with it collecting."""
     ini = project("linear")
     add_revision(
         ini,
         "zz0000000001",
         LINEAR_HEAD,
         """
+        import gc
         import sys
 
         before = "pygments" in sys.modules
         import mako.ext.pygmentplugin  # noqa: F401
 
         after = "pygments" in sys.modules
-        op.execute(f"CREATE TABLE probe AS SELECT {int(before)} AS before, {int(after)} AS after")
+        collecting = gc.isenabled()
+        op.execute(
+            "CREATE TABLE probe AS SELECT "
+            f"{int(before)} AS before, {int(after)} AS after, {int(collecting)} AS collecting"
+        )
         """,
     )
     url = f"sqlite:///{tmp_path / 'app.db'}"
@@ -627,7 +634,7 @@ def test_a_worker_leaves_pygments_unloaded_yet_a_revision_may_import_it(
     engine = create_engine(url, poolclass=NullPool)
     try:
         with engine.connect() as conn:
-            row = conn.execute(text("SELECT before, after FROM probe")).one()
+            row = conn.execute(text("SELECT before, after, collecting FROM probe")).one()
     finally:
         engine.dispose()
-    assert tuple(row) == (0, 1), row
+    assert tuple(row) == (0, 1, 1), row

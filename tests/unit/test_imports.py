@@ -59,3 +59,41 @@ def test_the_hook_does_nothing_once_mako_is_loaded() -> None:
         "print(mako.exceptions.pygments_html_formatter is not None)\n"
     )
     assert found == ["False", "True"]
+
+
+def test_collection_is_paused_for_the_imports_and_resumed_with_them_set_aside() -> None:
+    """pause, imports, resume: collecting again, what was imported frozen out of its sight."""
+    found = _run(
+        "import gc\n"
+        "from runner.imports import pause_collection, resume_collection\n"
+        "pause_collection()\n"
+        "print(gc.isenabled())\n"
+        "import sqlalchemy\n"
+        "resume_collection()\n"
+        "print(gc.isenabled(), gc.get_freeze_count() > 10000)\n"
+    )
+    assert found == ["False", "True", "True"]
+
+
+def test_a_collector_the_caller_paused_stays_paused() -> None:
+    """Resuming only undoes this module's own pause (a test or an embedding program may run
+    without the collector on purpose)."""
+    found = _run(
+        "import gc\n"
+        "from runner.imports import pause_collection, resume_collection\n"
+        "gc.disable()\n"
+        "pause_collection()\n"
+        "resume_collection()\n"
+        "print(gc.isenabled(), gc.get_freeze_count())\n"
+    )
+    assert found == ["False", "0"]
+
+
+def test_the_command_line_runs_as_a_module_and_as_its_console_script() -> None:
+    """``python -m runner`` and ``alembic-deploy`` both go through runner.__main__.main."""
+    found = _run("import runner.__main__ as m\nprint(callable(m.main))\n")
+    assert found == ["True"]
+    module = subprocess.run(
+        [sys.executable, "-m", "runner", "--version"], capture_output=True, text=True, timeout=60
+    )
+    assert module.returncode == 0 and module.stdout.strip(), module
