@@ -40,7 +40,7 @@ from runner.errors import (
     Interrupted,
     PendingRevisionsError,
 )
-from runner.imports import resume_collection, skip_template_highlighting
+from runner.imports import resume_collection
 from runner.launch import check_command, exec_app
 from runner.logs import configure_logging, get_logger
 from runner.report import DeployReport
@@ -334,7 +334,6 @@ def main(
     to run a command in-process (the user's code always runs in a worker, never here).
     """
     started = time.perf_counter()
-    skip_template_highlighting()
     args = list(sys.argv[1:] if argv is None else argv)
     env = dict(os.environ if environ is None else environ)
     out = stdout if stdout is not None else sys.stdout
